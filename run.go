@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// run is the whole program behind main, with its dependencies passed in so
+// tests can drive it end to end in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.healthcheck {
+		return healthcheck(ctx, cfg.port)
+	}
+
+	logger := newLogger(cfg, stdout)
+	started := time.Now()
+
+	// The first SIGINT/SIGTERM starts a graceful stop; stop() below hands
+	// signals back to the runtime, so a second one kills the process at once.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.port)))
+	if err != nil {
+		return fmt.Errorf("cannot listen on port %d: %w (is another server already using it? set PORT or -port)", cfg.port, err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	life := newLifecycle()
+	build := readBuild(started, getenv)
+	srv := &http.Server{
+		Handler:           newServer(logger, life, reg, build, cfg.dev),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	life.setReady()
+	logger.Info("serving", "addr", ln.Addr().String(), "dev", cfg.dev, "version", build.Version, "build_id", build.BuildID,
+		"startup", time.Since(started).Round(time.Microsecond).String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	stop()
+
+	// Not ready from here on, so load balancers stop sending new work while
+	// we keep serving what still arrives during the drain.
+	life.beginShutdown()
+	srv.SetKeepAlivesEnabled(false)
+	logger.Info("shutting down", "drain_delay", cfg.drainDelay.String(), "shutdown_timeout", cfg.shutdownTimeout.String())
+	time.Sleep(cfg.drainDelay)
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("requests still running after SHUTDOWN_TIMEOUT %s were cut off: %w", cfg.shutdownTimeout, err)
+	}
+	logger.Info("stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
+	return nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// healthcheck lets a shell-less image probe itself (Docker HEALTHCHECK).
+func healthcheck(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %s", url, resp.Status)
+	}
+	return nil
+}

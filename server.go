@@ -1,0 +1,46 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// newServer builds the whole HTTP surface from its dependencies. It is the
+// only place that knows about Echo, so tests and benchmarks get the same
+// stack that production runs.
+func newServer(logger *slog.Logger, life *lifecycle, reg *prometheus.Registry, build buildInfo, dev bool) http.Handler {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = handleError(logger)
+
+	// Outermost first: every response, errors and panics included, gets an
+	// ID, the security headers, a log line and a metric.
+	e.Use(requestID(), securityHeaders(dev), observe(logger, newMetrics(reg)), recoverPanics(logger))
+	addRoutes(e, life, reg, build, dev)
+	return e
+}
+
+// lifecycle is the readiness state the probes and the dev reload stream
+// read, flipped by run when shutdown begins.
+type lifecycle struct {
+	ready    atomic.Bool
+	stopping chan struct{}
+	once     sync.Once
+}
+
+func newLifecycle() *lifecycle { return &lifecycle{stopping: make(chan struct{})} }
+
+func (l *lifecycle) setReady() { l.ready.Store(true) }
+
+func (l *lifecycle) beginShutdown() {
+	l.once.Do(func() {
+		l.ready.Store(false)
+		close(l.stopping)
+	})
+}
