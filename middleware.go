@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // requestID keeps a caller's X-Request-ID so one ID follows a request
@@ -65,6 +66,14 @@ func securityHeaders(dev bool) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// newRegistry is a registry of our own rather than the global one, so each
+// server (and each test) starts from zero.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 type metrics struct {

@@ -12,9 +12,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // run is the whole program behind main, with its dependencies passed in so
@@ -34,22 +31,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := newLogger(cfg, stdout)
 	started := time.Now()
 
-	// The first SIGINT/SIGTERM starts a graceful stop; stop() below hands
-	// signals back to the runtime, so a second one kills the process at once.
+	// The first SIGINT/SIGTERM starts a graceful stop; stop() hands signals
+	// back to the runtime, so a second one kills the process at once.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop)
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.port)))
 	if err != nil {
 		return fmt.Errorf("cannot listen on port %d: %w (is another server already using it? set PORT or -port)", cfg.port, err)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	life := newLifecycle()
 	build := readBuild(started, getenv)
+	logger.Info("serving", "addr", ln.Addr().String(), "dev", cfg.dev, "version", build.Version, "build_id", build.BuildID)
+	return serve(ctx, ln, newServer(logger, life, reg, build, cfg.dev), life, cfg, logger)
+}
+
+// serve answers on ln until ctx ends, then drains: not ready at once, still
+// serving for drainDelay, then no new connections and up to shutdownTimeout
+// for the requests in flight.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, life *lifecycle, cfg config, logger *slog.Logger) error {
 	srv := &http.Server{
-		Handler:           newServer(logger, life, reg, build, cfg.dev),
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -57,23 +62,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	life.setReady()
-	logger.Info("serving", "addr", ln.Addr().String(), "dev", cfg.dev, "version", build.Version, "build_id", build.BuildID,
-		"startup", time.Since(started).Round(time.Microsecond).String())
 
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("server stopped: %w", err)
 	case <-ctx.Done():
 	}
-	stop()
 
-	// Not ready from here on, so load balancers stop sending new work while
-	// we keep serving what still arrives during the drain.
 	life.beginShutdown()
+	// Tell keep-alive clients to reconnect, so they find a ready pod next.
 	srv.SetKeepAlivesEnabled(false)
 	logger.Info("shutting down", "drain_delay", cfg.drainDelay.String(), "shutdown_timeout", cfg.shutdownTimeout.String())
 	time.Sleep(cfg.drainDelay)
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		srv.Close()
 		return fmt.Errorf("requests still running after SHUTDOWN_TIMEOUT %s were cut off: %w", cfg.shutdownTimeout, err)
 	}
-	logger.Info("stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
+	logger.Info("stopped")
 	return nil
 }
 
