@@ -1,0 +1,224 @@
+// Package devloop drives the inner loop the way a developer does: copy the
+// project, run its watcher, edit the quote, and wait for the new one to be
+// served. The dev-loop tests and the loop benchmark share it.
+package devloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// projectFiles decides what a scratch copy needs to build and run under
+// air: the module, its non-test Go sources and the air config.
+func projectFiles(name string) bool {
+	switch {
+	case name == "go.mod", name == "go.sum", name == ".air.toml":
+		return true
+	case strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go"):
+		return true
+	}
+	return false
+}
+
+// CopyProject copies the top level of the project in src that the build
+// needs into dst, which must exist.
+func CopyProject(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !projectFiles(e.Name()) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+		n++
+	}
+	if _, err := os.Stat(filepath.Join(dst, "quote.go")); err != nil {
+		return fmt.Errorf("copy of %s has no quote.go (%d files copied): %w", src, n, err)
+	}
+	return nil
+}
+
+var quoteLine = regexp.MustCompile(`(?m)^const quote = ".*"$`)
+
+// SetQuote rewrites the quote constant in dir/quote.go in one write, as an
+// editor's save would.
+func SetQuote(dir, q string) error {
+	p := filepath.Join(dir, "quote.go")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if !quoteLine.Match(b) {
+		return fmt.Errorf("%s has no line `const quote = \"...\"` to edit", p)
+	}
+	out := quoteLine.ReplaceAll(b, []byte("const quote = "+strconv.Quote(q)))
+	return os.WriteFile(p, out, 0o644)
+}
+
+// WaitForBody polls url until its body contains want, and returns the time
+// the matching response arrived. Connection errors are retried: the server
+// is expected to go away and come back.
+func WaitForBody(ctx context.Context, url, want string, every time.Duration) (time.Time, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return time.Time{}, err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want) {
+				return time.Now(), nil
+			}
+			last = fmt.Sprintf("%d %q", resp.StatusCode, strings.TrimSpace(string(b)))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%s never served %q (last: %s): %w", url, want, last, ctx.Err())
+		case <-time.After(every):
+		}
+	}
+}
+
+// Air is `go tool air` running in a project copy.
+type Air struct {
+	Dir  string
+	Port int
+	cmd  *exec.Cmd
+	done chan struct{} // closed when air has exited
+	err  error         // air's exit status, valid once done is closed
+}
+
+// StartAir runs `go tool air` in dir with the server on port, writing air's
+// and the server's output to log. It runs in its own process group so Stop
+// can reach every process it started.
+func StartAir(dir string, port int, log io.Writer) (*Air, error) {
+	cmd := exec.Command("go", "tool", "air")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("go tool air: %w", err)
+	}
+	a := &Air{Dir: dir, Port: port, cmd: cmd, done: make(chan struct{})}
+	go func() { a.err = cmd.Wait(); close(a.done) }()
+	return a, nil
+}
+
+// Binary is where .air.toml puts the server it builds.
+func (a *Air) Binary() string { return filepath.Join(a.Dir, "tmp", "askeladden") }
+
+// Stop interrupts air as Ctrl-C would and waits for it; air in turn stops
+// the server. Whatever is left of the group after timeout is killed, and
+// that is reported as an error: air must clean up after itself. Calling
+// Stop again is harmless.
+func (a *Air) Stop(timeout time.Duration) error {
+	select {
+	case <-a.done:
+		return nil
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-a.done:
+		return nil
+	case <-time.After(timeout):
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		<-a.done
+		return fmt.Errorf("air did not exit within %s of SIGINT; killed its process group", timeout)
+	}
+}
+
+// PIDsRunning lists the processes whose executable path is bin, from /proc
+// (Linux only). A binary replaced on disk shows as "bin (deleted)".
+func PIDsRunning(bin string) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil {
+			continue
+		}
+		if strings.TrimSuffix(exe, " (deleted)") == bin {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
+
+// Alive reports whether pid still exists and is not a zombie.
+func Alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// Summary is the spread of one configuration's samples.
+type Summary struct {
+	N      int       `json:"n"`
+	MinMS  float64   `json:"min_ms"`
+	MedMS  float64   `json:"median_ms"`
+	P90MS  float64   `json:"p90_ms"`
+	MaxMS  float64   `json:"max_ms"`
+	Values []float64 `json:"samples_ms"`
+}
+
+// Summarize computes min, median, p90 (nearest rank) and max.
+func Summarize(samples []time.Duration) (Summary, error) {
+	if len(samples) == 0 {
+		return Summary{}, errors.New("no samples")
+	}
+	ms := make([]float64, len(samples))
+	for i, d := range samples {
+		ms[i] = float64(d.Microseconds()) / 1000
+	}
+	sorted := slices.Clone(ms)
+	slices.Sort(sorted)
+	n := len(sorted)
+	med := sorted[n/2]
+	if n%2 == 0 {
+		med = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	rank := (9*n + 9) / 10 // ceil(0.9 n)
+	return Summary{N: n, MinMS: sorted[0], MedMS: med, P90MS: sorted[rank-1], MaxMS: sorted[n-1], Values: ms}, nil
+}
