@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,21 +17,91 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// requestID keeps a caller's X-Request-ID so one ID follows a request
-// across services, but only a sane one: it ends up in our logs.
-func requestID() echo.MiddlewareFunc {
+// edge is the one middleware every request passes through: it sets the
+// request ID and security headers, recovers panics, and logs and counts the
+// response. It is one function rather than four because Echo wraps each
+// middleware in a fresh closure on every request.
+func edge(logger *slog.Logger, m *metrics, dev bool) echo.MiddlewareFunc {
+	ids := newIDSource()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			id := c.Request().Header.Get(echo.HeaderXRequestID)
+			start := time.Now()
+			req, res := c.Request(), c.Response()
+			id := req.Header.Get(echo.HeaderXRequestID)
 			if !validRequestID(id) {
-				id = newRequestID()
+				id = ids.next()
 			}
-			c.Response().Header().Set(echo.HeaderXRequestID, id)
-			return next(c)
+			h := res.Header()
+			h[echo.HeaderXRequestID] = []string{id}
+			setSecurityHeaders(h, dev)
+
+			if err := callRecovering(next, c, logger, id); err != nil {
+				// Render the error now so the log and metrics see the
+				// status the client gets.
+				c.Error(err)
+			}
+
+			d := time.Since(start)
+			m.observe(req.Method, c.Path(), res.Status, d)
+			// Built by hand: Logger.LogAttrs would also walk the stack for a
+			// source location that nobody reads, on every request.
+			if lh := logger.Handler(); lh.Enabled(req.Context(), slog.LevelInfo) {
+				r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+				r.AddAttrs(
+					slog.String("method", req.Method),
+					slog.String("path", req.URL.Path),
+					slog.Int("status", res.Status),
+					slog.Duration("duration", d),
+					slog.String("request_id", id),
+				)
+				_ = lh.Handle(req.Context(), r)
+			}
+			return nil
 		}
 	}
 }
 
+// The header values are shared, never modified, so setting them costs no
+// allocation per request.
+var (
+	hdrNosniff    = []string{"nosniff"}
+	hdrNoReferrer = []string{"no-referrer"}
+	hdrDeny       = []string{"DENY"}
+	hdrNoStore    = []string{"no-store"}
+	// Pages set their own, looser policy; everything else (text, JSON,
+	// errors) may load nothing at all.
+	hdrStrictCSP = []string{"default-src 'none'; frame-ancestors 'none'"}
+)
+
+func setSecurityHeaders(h http.Header, dev bool) {
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["Referrer-Policy"] = hdrNoReferrer
+	h["X-Frame-Options"] = hdrDeny
+	h["Content-Security-Policy"] = hdrStrictCSP
+	if dev {
+		// A reloading page must never come from a cache.
+		h["Cache-Control"] = hdrNoStore
+	}
+}
+
+// callRecovering runs the handler and turns a panic into a logged 500; the
+// client sees no stack trace.
+func callRecovering(next echo.HandlerFunc, c echo.Context, logger *slog.Logger, id string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r) // net/http's own signal to drop the connection
+			}
+			logger.Error("panic in handler", "panic", fmt.Sprint(r), "path", c.Request().URL.Path,
+				"request_id", id, "stack", string(debug.Stack()))
+			err = echo.NewHTTPError(http.StatusInternalServerError)
+		}
+	}()
+	return next(c)
+}
+
+// validRequestID accepts a caller's X-Request-ID, so one ID follows a
+// request across services, but only a short, log-safe one.
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 128 {
 		return false
@@ -43,29 +115,24 @@ func validRequestID(id string) bool {
 	return true
 }
 
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return hex.EncodeToString(b[:])
+// idSource makes request IDs from a random per-process prefix and a
+// counter: unique across replicas and restarts, without reading the
+// system's randomness on every request.
+type idSource struct {
+	prefix string
+	n      atomic.Uint64
 }
 
-func securityHeaders(dev bool) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			h := c.Response().Header()
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
-			h.Set("X-Frame-Options", "DENY")
-			// Pages set their own, looser policy; everything else (text,
-			// JSON, errors) may load nothing at all.
-			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-			if dev {
-				// A reloading page must never be served from cache.
-				h.Set("Cache-Control", "no-store")
-			}
-			return next(c)
-		}
-	}
+func newIDSource() *idSource {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail on supported platforms
+	return &idSource{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (s *idSource) next() string {
+	var buf [32]byte
+	out := append(buf[:0], s.prefix...)
+	return string(strconv.AppendUint(out, s.n.Add(1), 10))
 }
 
 // newRegistry is a registry of our own rather than the global one, so each
@@ -79,6 +146,33 @@ func newRegistry() *prometheus.Registry {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	series   sync.Map // seriesKey -> *series: skips label hashing per request
+}
+
+type seriesKey struct {
+	method, route string
+	code          int
+}
+
+type series struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *metrics) observe(method, route string, code int, d time.Duration) {
+	if route == "" || code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
+		// Unmatched paths are unbounded; one label keeps the series finite.
+		route = "unmatched"
+	}
+	k := seriesKey{method, route, code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		c := strconv.Itoa(code)
+		v, _ = m.series.LoadOrStore(k, &series{m.requests.WithLabelValues(method, route, c), m.duration.WithLabelValues(method, route, c)})
+	}
+	s := v.(*series)
+	s.count.Inc()
+	s.duration.Observe(d.Seconds())
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -95,55 +189,4 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.requests, m.duration)
 	return m
-}
-
-// observe logs one line and records metrics per request. It renders a
-// returned error first so both see the status the client saw.
-func observe(logger *slog.Logger, m *metrics) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			if err := next(c); err != nil {
-				c.Error(err)
-			}
-			d := time.Since(start)
-			req, res := c.Request(), c.Response()
-			route := c.Path()
-			if route == "" || res.Status == http.StatusNotFound || res.Status == http.StatusMethodNotAllowed {
-				// Unmatched paths are unbounded; one label keeps the series finite.
-				route = "unmatched"
-			}
-			code := strconv.Itoa(res.Status)
-			m.requests.WithLabelValues(req.Method, route, code).Inc()
-			m.duration.WithLabelValues(req.Method, route, code).Observe(d.Seconds())
-			logger.LogAttrs(req.Context(), slog.LevelInfo, "request",
-				slog.String("method", req.Method),
-				slog.String("path", req.URL.Path),
-				slog.Int("status", res.Status),
-				slog.Duration("duration", d),
-				slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
-			)
-			return nil
-		}
-	}
-}
-
-// recoverPanics turns a handler panic into a logged 500; the client sees
-// no stack trace.
-func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					if r == http.ErrAbortHandler {
-						panic(r) // net/http's own signal to drop the connection
-					}
-					logger.Error("panic in handler", "panic", fmt.Sprint(r), "path", c.Request().URL.Path,
-						"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "stack", string(debug.Stack()))
-					err = echo.NewHTTPError(http.StatusInternalServerError)
-				}
-			}()
-			return next(c)
-		}
-	}
 }

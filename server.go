@@ -19,9 +19,9 @@ func newServer(logger *slog.Logger, life *lifecycle, reg *prometheus.Registry, b
 	e.HidePort = true
 	e.HTTPErrorHandler = handleError(logger)
 
-	// Outermost first: every response, errors and panics included, gets an
-	// ID, the security headers, a log line and a metric.
-	e.Use(requestID(), securityHeaders(dev), observe(logger, newMetrics(reg)), recoverPanics(logger))
+	// Every response, errors and panics included, gets an ID, the security
+	// headers, a log line and a metric.
+	e.Use(edge(logger, newMetrics(reg), dev))
 	addRoutes(e, life, reg, build, dev)
 	return e
 }
