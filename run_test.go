@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ornlu-is/askeladden/internal/devloop"
 )
 
 // syncBuffer collects the output of a server running in another goroutine.
@@ -43,12 +45,11 @@ func (b *syncBuffer) String() string {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := devloop.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func envFunc(env map[string]string) func(string) string {

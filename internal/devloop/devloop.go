@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -221,4 +222,14 @@ func Summarize(samples []time.Duration) (Summary, error) {
 	}
 	rank := (9*n + 9) / 10 // ceil(0.9 n)
 	return Summary{N: n, MinMS: sorted[0], MedMS: med, P90MS: sorted[rank-1], MaxMS: sorted[n-1], Values: ms}, nil
+}
+
+// FreePort asks the kernel for a loopback port that is free right now.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
