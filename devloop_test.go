@@ -32,11 +32,9 @@ func needTool(t *testing.T, ok bool, what, how string) {
 // of this project and waits until it serves the quote.
 func startAirCopy(t *testing.T) (*devloop.Air, string, *syncBuffer) {
 	t.Helper()
+	skipShort(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("the air loop test reads /proc to find the server processes")
-	}
-	if testing.Short() {
-		t.Skip("-short: skipping the air loop, which builds the server several times")
 	}
 	dir := t.TempDir()
 	if err := devloop.CopyProject(".", dir); err != nil {
@@ -112,6 +110,15 @@ func TestAirLoop(t *testing.T) {
 	}
 }
 
+// skipShort keeps `go test -short` (Tilt's unit-test resource) fast: the
+// dev-loop tests build the server several times.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping a dev-loop test that rebuilds the server")
+	}
+}
+
 func chromiumPath() (string, bool) {
 	if p := os.Getenv("CHROMIUM"); p != "" {
 		return p, true
@@ -149,6 +156,7 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 func TestDevReloadInBrowser(t *testing.T) {
+	skipShort(t)
 	ctx := newBrowser(t)
 	air, base, log := startAirCopy(t)
 
