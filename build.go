@@ -4,11 +4,13 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,9 +26,8 @@ type buildInfo struct {
 	GoVersion string    `json:"go"`
 	Started   time.Time `json:"started"`
 	BuildID   string    `json:"build_id"`
-	// EditToReady is how long after the newest source edit this process
-	// became ready: the deploy latency of the inner loop. Set only when the
-	// dev loop says when the edit happened (ASKELADDEN_EDIT_TIME).
+	// EditToReady is how long after the last source edit this process
+	// started serving: the deploy latency of the inner loop. Dev mode only.
 	EditToReady string `json:"edit_to_ready,omitempty"`
 }
 
@@ -73,4 +74,41 @@ func binaryID() string {
 		return "start-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// editTime is when the code this process runs was last edited, for the dev
+// page's deploy latency. The dev loop may say (devrun passes the host's
+// edit time as ASKELADDEN_EDIT_TIME); otherwise the newest Go source in the
+// working directory tells, which holds under air and in the source-sync
+// pod, where Tilt's sync keeps the edit's modification time.
+func editTime(getenv func(string) string, dir string) (time.Time, bool, error) {
+	if v := getenv("ASKELADDEN_EDIT_TIME"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return time.Time{}, false, &usageError{fmt.Sprintf("invalid ASKELADDEN_EDIT_TIME %q: want an RFC 3339 time such as 2026-01-02T15:04:05.123Z", v)}
+		}
+		return t, true, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return time.Time{}, false, nil
+	}
+	var newest time.Time
+	for _, e := range entries {
+		if name := e.Name(); !e.Type().IsRegular() || !(strings.HasSuffix(name, ".go") || name == "go.mod") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+	}
+	return newest, !newest.IsZero(), nil
+}
+
+// deployLatency is the time from the last edit to now, if that edit is
+// recent enough to be the one this process was built for: an old checkout's
+// file times say nothing about the loop.
+func deployLatency(edit time.Time, now time.Time) (time.Duration, bool) {
+	d := now.Sub(edit)
+	return d, d > 0 && d < 10*time.Minute
 }

@@ -45,6 +45,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := newRegistry()
 	life := newLifecycle()
 	build := readBuild(started, getenv)
+	if cfg.dev {
+		edit, ok, err := editTime(getenv, ".")
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if d, recent := deployLatency(edit, time.Now()); ok && recent {
+			build.EditToReady = d.Round(time.Millisecond).String()
+		}
+	}
 	logger.Info("serving", "addr", ln.Addr().String(), "dev", cfg.dev, "version", build.Version, "build_id", build.BuildID)
 	return serve(ctx, ln, newServer(logger, life, reg, build, cfg.dev), life, cfg, logger)
 }
