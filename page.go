@@ -11,6 +11,7 @@ import (
 // by hash rather than allowing inline styles in general.
 const pageCSS = `body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;font-family:Georgia,serif;background:#f6f1e7;color:#2b2118}
 main{max-width:40rem;padding:2rem}
+figure{margin:0}
 blockquote{margin:0;font-size:1.8rem;line-height:1.4}
 figcaption{margin-top:1rem;font-size:1rem;color:#6b5b4b}
 footer{margin-top:2rem;font:0.8rem monospace;color:#8a7a6a}`

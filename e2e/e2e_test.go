@@ -148,7 +148,6 @@ func testLiveUpdate(t *testing.T, dir string) {
 	if len(tagsBefore) == 0 {
 		t.Fatalf("no askeladden image in the registry at %s: Tilt did not push there", registry)
 	}
-	screenshots(t, tu.webURL, forward)
 
 	edited := "Come and see the violence inherent in the system!"
 	setQuote(t, dir, edited)
@@ -169,6 +168,8 @@ func testLiveUpdate(t *testing.T, dir string) {
 	if !strings.Contains(getBody(t, nodePort), edited) {
 		t.Error("the NodePort does not serve the live-updated quote")
 	}
+	// After an edit, so the page shows the loop's deploy latency.
+	screenshots(t, tu.webURL, forward, edited)
 
 	// go.mod is outside what a sync may change: a full rebuild and a new pod.
 	f, err := os.OpenFile(filepath.Join(dir, "go.mod"), os.O_APPEND|os.O_WRONLY, 0)

@@ -18,7 +18,7 @@ import (
 // screenshots saves the two pictures the README shows: the app page in dev
 // mode through Tilt's port-forward, and the Tilt dashboard once every
 // resource is green. They go to $E2E_SCREENSHOT_DIR (default docs/).
-func screenshots(t *testing.T, tiltURL, appURL string) {
+func screenshots(t *testing.T, tiltURL, appURL, wantQuote string) {
 	t.Helper()
 	dir := os.Getenv("E2E_SCREENSHOT_DIR")
 	if dir == "" {
@@ -36,7 +36,7 @@ func screenshots(t *testing.T, tiltURL, appURL string) {
 
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 900),
 		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true))
@@ -54,20 +54,20 @@ func screenshots(t *testing.T, tiltURL, appURL string) {
 		t.Fatalf("open %s: %v", appURL, err)
 	}
 	text, err := chromedp.Run(ctx, chromedp.Text("#quote"))
-	if err != nil || text != quote {
+	if err != nil || text != wantQuote {
 		t.Fatalf("app page shows %q (%v)", text, err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.WaitVisible("#dev")); err != nil {
-		t.Errorf("no dev-mode footer on the page in the cluster: %v", err)
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible("#edit-to-ready")); err != nil {
+		t.Errorf("the dev page in the cluster shows no deploy latency: %v", err)
 	}
 	save(t, ctx, filepath.Join(dir, "app-dev.png"))
 
 	// The dashboard's table view, with its first-run analytics banner
 	// answered so it does not cover the resources.
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(strings.TrimSuffix(tiltURL, "/")+"/overview")); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(tiltURL)); err != nil {
 		t.Fatalf("open the Tilt dashboard: %v", err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(`table`)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.innerText.includes("Resource Name") && document.body.innerText.includes("askeladden")`)); err != nil {
 		t.Fatalf("the Tilt dashboard shows no resource table: %v", err)
 	}
 	chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
@@ -79,7 +79,8 @@ func screenshots(t *testing.T, tiltURL, appURL string) {
 
 func save(t *testing.T, ctx context.Context, path string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	// Quality 100 makes a PNG; anything less, a JPEG.
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", path, err)
 	}

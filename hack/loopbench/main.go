@@ -49,6 +49,9 @@ func (e usageError) Error() string { return string(e) }
 type mode struct {
 	name, about string
 	start       func(ctx context.Context, o opts, log io.Writer) (loop, error)
+	// exclusive modes share the cluster and Tilt's port-forward, so they
+	// run one after another rather than round robin with the others.
+	exclusive bool
 }
 
 // loop times one edit: from writing it to the first response carrying it.
@@ -62,15 +65,18 @@ type opts struct {
 }
 
 var modes = []mode{
-	{"floor", "incremental go build of the edit, then exec to first response", startFloor},
-	{"air", "go tool air on the laptop (.air.toml)", startAir},
+	{"floor", "incremental go build of the edit, then exec to first response", startFloor, false},
+	{"air", "go tool air on the laptop (.air.toml)", startAir, false},
+	{"tilt-source", "tilt up: live_update syncs the source, air rebuilds in the pod (the default)", tiltMode("--no-tests"), true},
+	{"tilt-binary", "tilt up -- --strategy=binary: compile on the host, sync the binary, devrun restarts", tiltMode("--no-tests", "--strategy=binary"), true},
+	{"tilt-naive", "tilt up -- --no-live-update: image rebuild and redeploy per edit", tiltMode("--no-tests", "--no-live-update"), true},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loopbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 10, "edits per configuration")
-	which := fs.String("modes", "floor,air", "comma-separated configurations to run, or all: "+modeNames())
+	which := fs.String("modes", "floor,air", "comma-separated configurations to run, or all: "+modeNames()+" (tilt-* need a cluster, KUBECONFIG and tilt on PATH)")
 	out := fs.String("out", "docs/loopbench.json", "JSON results file (directories are created)")
 	verbose := fs.Bool("v", false, "show the output of air and the servers")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -96,33 +102,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(), Edits: *n}
-	loops := make([]loop, len(selected))
-	defer func() {
-		for _, l := range loops {
-			if l != nil {
-				l.stop()
-			}
-		}
-	}()
+	samples := make([][]time.Duration, len(selected))
+	var shared []int
 	for i, m := range selected {
-		fmt.Fprintf(stderr, "loopbench: starting %s\n", m.name)
-		if loops[i], err = m.start(ctx, opts{root: root}, log); err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+		if !m.exclusive {
+			shared = append(shared, i)
 		}
 	}
-	// Round robin: every configuration takes its i-th sample before any
-	// takes its next, so a noisy minute on the machine hits all of them.
-	samples := make([][]time.Duration, len(selected))
-	for e := 1; e <= *n; e++ {
-		for i, m := range selected {
-			// Let watchers settle, as between a developer's saves.
-			time.Sleep(300 * time.Millisecond)
-			d, err := loops[i].edit(ctx, editQuote(e))
-			if err != nil {
-				return fmt.Errorf("%s, edit %d: %w", m.name, e, err)
+	if err := measureRoundRobin(ctx, selected, shared, root, *n, log, stderr, samples); err != nil {
+		return err
+	}
+	for i, m := range selected {
+		if m.exclusive {
+			if err := measureRoundRobin(ctx, selected, []int{i}, root, *n, log, stderr, samples); err != nil {
+				return err
 			}
-			fmt.Fprintf(stderr, "loopbench: %s edit %d: %s\n", m.name, e, d.Round(time.Millisecond))
-			samples[i] = append(samples[i], d)
 		}
 	}
 	for i, m := range selected {
@@ -134,7 +128,52 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res.ratios()
 	printTable(stdout, res)
-	return res.write(*out)
+	if res.NaiveVsLiveUpdate > 0 {
+		fmt.Fprintf(stdout, "\nnaive / live_update (tilt-naive / tilt-source medians): %.2fx\n", res.NaiveVsLiveUpdate)
+	}
+	if err := res.write(*out); err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(*out, filepath.Ext(*out))
+	var md strings.Builder
+	printTable(&md, res)
+	if err := os.WriteFile(base+".md", []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(base+".svg", []byte(chart(res)), 0o644)
+}
+
+// measureRoundRobin starts the loops named by idx and takes n samples from
+// each, round robin: every configuration takes its i-th sample before any
+// takes its next, so a noisy minute on the machine hits all of them.
+func measureRoundRobin(ctx context.Context, modes []mode, idx []int, root string, n int, log, stderr io.Writer, samples [][]time.Duration) error {
+	loops := map[int]loop{}
+	defer func() {
+		for _, l := range loops {
+			l.stop()
+		}
+	}()
+	for _, i := range idx {
+		fmt.Fprintf(stderr, "loopbench: starting %s\n", modes[i].name)
+		l, err := modes[i].start(ctx, opts{root: root}, log)
+		if err != nil {
+			return fmt.Errorf("%s: %w", modes[i].name, err)
+		}
+		loops[i] = l
+	}
+	for e := 1; e <= n; e++ {
+		for _, i := range idx {
+			// Let watchers settle, as between a developer's saves.
+			time.Sleep(300 * time.Millisecond)
+			d, err := loops[i].edit(ctx, editQuote(e))
+			if err != nil {
+				return fmt.Errorf("%s, edit %d: %w", modes[i].name, e, err)
+			}
+			fmt.Fprintf(stderr, "loopbench: %s edit %d: %s\n", modes[i].name, e, d.Round(time.Millisecond))
+			samples[i] = append(samples[i], d)
+		}
+	}
+	return nil
 }
 
 func modeNames() string {
@@ -287,6 +326,77 @@ func (a *airLoop) stop() {
 	os.RemoveAll(a.air.Dir)
 }
 
+// tiltLoop runs `tilt up` in a scratch copy of the whole project and times
+// edits through its port-forward, as a developer's browser sees them.
+type tiltLoop struct {
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  io.Writer
+}
+
+const tiltForward = "http://localhost:8090/"
+
+func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, error) {
+	return func(ctx context.Context, o opts, log io.Writer) (loop, error) {
+		if _, err := exec.LookPath("tilt"); err != nil {
+			return nil, usageError("tilt is not on PATH: run `bash hack/build-tilt.sh` and add ~/.cache/askeladden/bin to PATH")
+		}
+		if os.Getenv("KUBECONFIG") == "" {
+			return nil, usageError("KUBECONFIG is not set: the tilt modes need a cluster (bash hack/cluster.sh up)")
+		}
+		dir, err := os.MkdirTemp("", "loopbench-tilt")
+		if err != nil {
+			return nil, err
+		}
+		if err := devloop.CopyTracked(o.root, dir); err != nil {
+			return nil, err
+		}
+		port, err := devloop.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command("tilt", append([]string{"up", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--stream", "--"}, args...)...)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		l := &tiltLoop{dir: dir, cmd: cmd, done: make(chan struct{}), log: log}
+		go func() { cmd.Wait(); close(l.done) }()
+		// The first deploy builds the image: allow for a cold cache.
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+		defer cancel()
+		if _, err := devloop.WaitForBody(wctx, tiltForward, "Strange women", 100*time.Millisecond); err != nil {
+			l.stop()
+			return nil, fmt.Errorf("tilt up never served through the port-forward: %w", err)
+		}
+		return l, nil
+	}
+}
+
+func (l *tiltLoop) edit(ctx context.Context, q string) (time.Duration, error) {
+	start := time.Now()
+	if err := devloop.SetQuote(l.dir, q); err != nil {
+		return 0, err
+	}
+	return waitFor(ctx, start, tiltForward, q)
+}
+
+func (l *tiltLoop) stop() {
+	down := exec.Command("tilt", "down")
+	down.Dir, down.Stdout, down.Stderr = l.dir, l.log, l.log
+	_ = down.Run()
+	_ = l.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-l.done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+		<-l.done
+	}
+	os.RemoveAll(l.dir)
+}
+
 type config struct {
 	Name    string          `json:"name"`
 	About   string          `json:"about"`
@@ -308,15 +418,20 @@ type results struct {
 	Machine machine  `json:"machine"`
 	Edits   int      `json:"edits_per_config"`
 	Configs []config `json:"configs"`
+	// NaiveVsLiveUpdate is tilt-naive's median over the default
+	// live_update strategy's: what live_update saves.
+	NaiveVsLiveUpdate float64 `json:"naive_vs_live_update,omitempty"`
 }
 
 func (r *results) ratios() {
-	var floor float64
+	med := map[string]float64{}
 	for _, c := range r.Configs {
-		if c.Name == "floor" {
-			floor = c.Summary.MedMS
-		}
+		med[c.Name] = c.Summary.MedMS
 	}
+	if med["tilt-naive"] > 0 && med["tilt-source"] > 0 {
+		r.NaiveVsLiveUpdate = round2(med["tilt-naive"] / med["tilt-source"])
+	}
+	floor := med["floor"]
 	if floor == 0 {
 		return
 	}
@@ -350,6 +465,41 @@ func printTable(w io.Writer, r results) {
 		}
 		fmt.Fprintf(w, "| %-20s | %7.0f | %9.0f | %7.0f | %14s |\n", c.Name, c.Summary.MinMS, c.Summary.MedMS, c.Summary.P90MS, ratio)
 	}
+}
+
+// chart draws each configuration's median as a bar with a min-p90 whisker,
+// on a shared linear scale, as a self-contained SVG.
+func chart(r results) string {
+	const left, width, row, top = 150, 520, 34, 40
+	maxMS := 1.0
+	for _, c := range r.Configs {
+		maxMS = max(maxMS, c.Summary.P90MS)
+	}
+	x := func(ms float64) float64 { return left + ms/maxMS*width }
+	h := top + row*len(r.Configs) + 40
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", left+width+90, h)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14">Edit to first response with the edit: median (bar), min to p90 (line); %d edits each, %s</text>`+"\n", r.Edits, r.Date[:10])
+	for i, c := range r.Configs {
+		y := top + i*row
+		color := "#4878a8"
+		if c.Name == "floor" {
+			color = "#999999"
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+16, c.Name)
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="20" fill="%s"/>`+"\n", left, y+2, x(c.Summary.MedMS)-left, color)
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black"/>`+"\n", x(c.Summary.MinMS), x(c.Summary.P90MS), y+12, y+12)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%.0f ms</text>`+"\n", x(c.Summary.P90MS)+6, y+16, c.Summary.MedMS)
+	}
+	axisY := top + row*len(r.Configs) + 8
+	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#444"/>`+"\n", left, left+width, axisY, axisY)
+	for _, f := range []float64{0, 0.25, 0.5, 0.75, 1} {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#444">%.0f ms</text>`+"\n", x(f*maxMS), axisY+16, f*maxMS)
+	}
+	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#444">%s, %d cores, %s</text>`+"\n", h-4, r.Machine.CPU, r.Machine.Cores, r.Machine.Go)
+	b.WriteString("</svg>\n")
+	return b.String()
 }
 
 func describeMachine() machine {

@@ -233,3 +233,33 @@ func FreePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// CopyTracked copies the files git tracks in src into dst, as a fresh clone
+// would have them (with the work tree's edits), for loops that need the
+// whole project: Tilt reads the Tiltfile, k8s/ and Dockerfile.dev.
+func CopyTracked(src, dst string) error {
+	out, err := exec.Command("git", "-C", src, "ls-files", "-z").Output()
+	if err != nil {
+		return fmt.Errorf("git ls-files in %s: %w", src, err)
+	}
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if f == "" {
+			continue
+		}
+		st, err := os.Lstat(filepath.Join(src, f))
+		if err != nil || !st.Mode().IsRegular() {
+			continue // deleted in the work tree, or a link
+		}
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(dst, filepath.Dir(f)), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), b, st.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
