@@ -3,7 +3,7 @@
 // it, and when a new one lands, stops the old process gracefully (SIGTERM)
 // and starts the new one. Linux only: it waits on inotify, not a poll.
 //
-//	devrun -watch /app/sync/askeladden -initial /app/askeladden -- -dev
+//	devrun -watch /app/sync/askeladden -initial /app/askeladden -run-dir /app/run -- -dev
 package main
 
 import (
@@ -46,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	watch := fs.String("watch", "/app/sync/askeladden", "path where new binaries are synced")
 	initial := fs.String("initial", "/app/askeladden", "binary to run until one is synced")
-	runDir := fs.String("run-dir", "/tmp/devrun", "where each binary is copied before it runs")
+	runDir := fs.String("run-dir", "/app/run", "where each binary is copied before it runs")
 	grace := fs.Duration("grace", 10*time.Second, "how long a stopping process may take before SIGKILL")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

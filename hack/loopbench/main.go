@@ -387,6 +387,11 @@ func (l *tiltLoop) stop() {
 	down := exec.Command("tilt", "down")
 	down.Dir, down.Stdout, down.Stderr = l.dir, l.log, l.log
 	_ = down.Run()
+	// The next configuration's port-forward must not find this one's pod,
+	// still serving through its preStop sleep.
+	wait := exec.Command("kubectl", "wait", "--for=delete", "pod", "-n", "askeladden-dev", "-l", "app.kubernetes.io/name=askeladden", "--timeout=90s")
+	wait.Stdout, wait.Stderr = l.log, l.log
+	_ = wait.Run()
 	_ = l.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-l.done:

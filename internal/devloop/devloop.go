@@ -79,9 +79,11 @@ func SetQuote(dir, q string) error {
 
 // WaitForBody polls url until its body contains want, and returns the time
 // the matching response arrived. Connection errors are retried: the server
-// is expected to go away and come back.
+// is expected to go away and come back. Each poll opens a new connection, as
+// a reloading page does: a kept-alive one through a port-forward can hang on
+// a backend that is gone and measure the client's timeout, not the loop.
 func WaitForBody(ctx context.Context, url, want string, every time.Duration) (time.Time, error) {
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var last string
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
