@@ -163,8 +163,8 @@ func measureRoundRobin(ctx context.Context, modes []mode, idx []int, root string
 	}
 	for e := 1; e <= n; e++ {
 		for _, i := range idx {
-			// Let watchers settle, as between a developer's saves.
-			time.Sleep(300 * time.Millisecond)
+			// Let watchers and Tilt settle, as between a developer's saves.
+			time.Sleep(time.Second)
 			d, err := loops[i].edit(ctx, editQuote(e))
 			if err != nil {
 				return fmt.Errorf("%s, edit %d: %w", modes[i].name, e, err)
