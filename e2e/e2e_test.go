@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ornlu-is/askeladden/internal/devloop"
 )
 
 // TestInnerLoop runs the suite in order: each step leaves the cluster in
@@ -200,16 +203,7 @@ func testLiveUpdate(t *testing.T, dir string) {
 
 func setQuote(t *testing.T, dir, q string) {
 	t.Helper()
-	p := filepath.Join(dir, "quote.go")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`(?m)^const quote = ".*"$`)
-	if !re.Match(b) {
-		t.Fatal("quote.go has no quote constant to edit")
-	}
-	if err := os.WriteFile(p, re.ReplaceAll(b, []byte("const quote = "+strconv.Quote(q))), 0o644); err != nil {
+	if err := devloop.SetQuote(dir, q); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -256,10 +250,22 @@ func testRollingUpdate(t *testing.T, dir string) {
 		t.Errorf("pod runs %s, want the production image", pod.Image)
 	}
 	waitBody(t, nodePort, quote, time.Minute)
+	// The load goes to the NodePort on the node's own address. On the
+	// fixture cluster, localhost NodePorts (kube-proxy's route_localnet
+	// path) refuse a burst of new connections every so often even when
+	// nothing changes, which would blame the rollout for the fixture; the
+	// node address has no such gap.
+	nodeIP := strings.TrimSpace(run(t, time.Minute, "", nil, "kubectl", "get", "nodes", "-o", `jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}`))
+	if nodeIP == "" {
+		t.Fatal("the node has no InternalIP address")
+	}
+	target := "http://" + net.JoinHostPort(nodeIP, "30008") + "/"
+	waitBody(t, target, quote, time.Minute)
 
 	// Bounded load: 4 clients, at most 3000 requests each and 3 minutes.
 	var sent, failed atomic.Int64
 	var firstErr atomic.Value
+	loadStart := time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(3 * time.Minute)
@@ -274,7 +280,7 @@ func testRollingUpdate(t *testing.T, dir string) {
 				default:
 				}
 				sent.Add(1)
-				resp, err := httpClient.Get(nodePort)
+				resp, err := httpClient.Get(target)
 				if err == nil {
 					if resp.StatusCode != 200 {
 						err = fmt.Errorf("status %d", resp.StatusCode)
@@ -283,21 +289,23 @@ func testRollingUpdate(t *testing.T, dir string) {
 				}
 				if err != nil {
 					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s after the load began: %v", time.Since(loadStart).Round(time.Millisecond), err))
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
 		}()
 	}
 	time.Sleep(2 * time.Second)
+	t.Logf("rollout restart %s after the load began", time.Since(loadStart).Round(time.Millisecond))
 	run(t, time.Minute, "", nil, "kubectl", "rollout", "restart", "-n", namespace, "deployment/askeladden")
 	run(t, 3*time.Minute, "", nil, "kubectl", "rollout", "status", "-n", namespace, "deployment/askeladden", "--timeout=150s")
+	t.Logf("rollout complete %s after the load began", time.Since(loadStart).Round(time.Millisecond))
 	// Keep the load on while the old pod drains and exits.
 	time.Sleep(8 * time.Second)
 	close(stop)
 	wg.Wait()
 	after := onePod(t, time.Minute)
-	msg := fmt.Sprintf("rolling update under load: %d requests sent, %d failed", sent.Load(), failed.Load())
+	msg := fmt.Sprintf("rolling update under load through %s: %d requests sent, %d failed", target, sent.Load(), failed.Load())
 	t.Log(msg)
 	fmt.Println("e2e: " + msg)
 	if after.UID == pod.UID {
@@ -305,6 +313,8 @@ func testRollingUpdate(t *testing.T, dir string) {
 	}
 	if failed.Load() != 0 {
 		t.Errorf("%s (first: %v)", msg, firstErr.Load())
+		events, _ := runErr(time.Minute, "", nil, "kubectl", "get", "events", "-n", namespace, "--sort-by=.lastTimestamp")
+		t.Logf("events:\n%s", tail(events, 30))
 	}
 	if sent.Load() < 100 {
 		t.Errorf("only %d requests sent: the load did not cover the rollout", sent.Load())

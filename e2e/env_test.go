@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ornlu-is/askeladden/internal/devloop"
 )
 
 const (
@@ -100,38 +101,19 @@ func tail(s string, lines int) string {
 func scratchCopy(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
-	files := run(t, time.Minute, repoRoot, nil, "git", "ls-files", "-z")
-	for _, f := range strings.Split(strings.TrimRight(files, "\x00"), "\x00") {
-		if f == "" {
-			continue
-		}
-		src := filepath.Join(repoRoot, f)
-		st, err := os.Lstat(src)
-		if err != nil || !st.Mode().IsRegular() {
-			continue // deleted in the work tree, or a link
-		}
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(dst, filepath.Dir(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, f), b, st.Mode().Perm()); err != nil {
-			t.Fatal(err)
-		}
+	if err := devloop.CopyTracked(repoRoot, dst); err != nil {
+		t.Fatal(err)
 	}
 	return dst
 }
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := devloop.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 var httpClient = &http.Client{Timeout: 3 * time.Second}

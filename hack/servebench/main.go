@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ornlu-is/askeladden/internal/devloop"
 )
 
 const quote = "Strange women lying in ponds distributing swords is no basis for a system of government.\n"
@@ -190,15 +191,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return os.WriteFile(*out, append(b, '\n'), 0o644)
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func waitReady(url string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	client := &http.Client{Timeout: time.Second}
@@ -232,7 +224,7 @@ var (
 )
 
 func loadOnce(ctx context.Context, wrk string, mk func(int) *exec.Cmd, dur time.Duration, conns int) (loadResult, error) {
-	port, err := freePort()
+	port, err := devloop.FreePort()
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -317,7 +309,7 @@ func rssKiB(pid int) int64 {
 
 // coldStart times exec to the first 200 from /readyz.
 func coldStart(mk func(int) *exec.Cmd) (time.Duration, error) {
-	port, err := freePort()
+	port, err := devloop.FreePort()
 	if err != nil {
 		return 0, err
 	}
@@ -336,7 +328,7 @@ func coldStart(mk func(int) *exec.Cmd) (time.Duration, error) {
 // sigtermUnderLoad sends SIGTERM while 8 clients keep requesting. A request
 // that started before the signal and did not get a 200 is dropped.
 func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
-	port, err := freePort()
+	port, err := devloop.FreePort()
 	if err != nil {
 		return 0, 0, false, err
 	}
