@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/ornlu-is/askeladden/internal/devloop"
 )
 
@@ -152,12 +153,23 @@ func testLiveUpdate(t *testing.T, dir string) {
 		t.Fatalf("no askeladden image in the registry at %s: Tilt did not push there", registry)
 	}
 
+	// A browser on the port-forward, in dev mode: it must follow the edit.
+	page := newBrowser(t)
+	if _, err := chromedp.Run(page, chromedp.Navigate(forward)); err != nil {
+		t.Fatalf("open %s: %v", forward, err)
+	}
+	if _, err := chromedp.Run(page, chromedp.Evaluate[bool]("window.__loadedOnce = true")); err != nil {
+		t.Fatal(err)
+	}
+
 	edited := "Come and see the violence inherent in the system!"
 	setQuote(t, dir, edited)
 	wrote := time.Now()
 	seen := waitBody(t, forward, edited, 2*time.Minute)
 	t.Logf("live update: edit served through the port-forward after %s", seen.Sub(wrote).Round(time.Millisecond))
 	fmt.Printf("e2e: live update edit-to-response %s\n", seen.Sub(wrote).Round(time.Millisecond))
+	waitPageQuote(t, page, edited, 30*time.Second)
+	t.Logf("the open page reloaded itself %s after the edit", time.Since(wrote).Round(time.Millisecond))
 	after := onePod(t, time.Minute)
 	if after.UID != before.UID {
 		t.Errorf("pod replaced (%s -> %s): that was a redeploy, not a live update", before.Name, after.Name)

@@ -24,27 +24,8 @@ func screenshots(t *testing.T, tiltURL, appURL, wantQuote string) {
 	if dir == "" {
 		dir = filepath.Join(repoRoot, "docs")
 	}
-	chromium := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
-	need(t, chromium != "", "Chromium", "apt-get install chromium")
 	waitAllGreen(t, tiltURL, 5*time.Minute)
-
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 900),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true))
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelT()
+	ctx := newBrowser(t)
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -88,6 +69,50 @@ func save(t *testing.T, ctx context.Context, path string) {
 		t.Fatal(err)
 	}
 	t.Logf("saved %s (%d bytes)", path, len(png))
+}
+
+// newBrowser starts headless Chromium, kept off the network, for the test.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	chromium := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			chromium = p
+			break
+		}
+	}
+	need(t, chromium != "", "Chromium", "apt-get install chromium")
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 900),
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true))
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 5*time.Minute)
+	t.Cleanup(func() { cancelT(); cancel(); cancelAlloc() })
+	return ctx
+}
+
+// waitPageQuote waits for an open page to show want by reloading itself:
+// the dev-mode reload through Tilt's port-forward. Evaluations fail while
+// the page reloads, so it keeps asking.
+func waitPageQuote(t *testing.T, ctx context.Context, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	shown := ""
+	for shown != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the open page still shows %q %s after the edit was served", shown, within)
+		}
+		ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		shown, _ = chromedp.Run(ectx, chromedp.Evaluate[string](`(document.getElementById("quote") || {}).textContent || ""`))
+		cancel()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if reloaded, _ := chromedp.Run(ctx, chromedp.Evaluate[bool]("window.__loadedOnce !== true")); !reloaded {
+		t.Error("the quote changed without a reload: the test expected the page to reload itself")
+	}
 }
 
 // waitAllGreen asks the running Tilt for its resources until each has
