@@ -15,18 +15,8 @@ import (
 	"github.com/ornlu-is/askeladden/internal/devloop"
 )
 
-// needTool skips a test outside CI when a tool is missing, and fails it in
-// CI, where a skipped check would hide a broken pipeline.
-func needTool(t *testing.T, ok bool, what, how string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing, and CI=true: %s", what, how)
-	}
-	t.Skipf("%s is missing: %s", what, how)
-}
+// needTool skips outside CI and fails in CI when a tool is missing.
+var needTool = devloop.NeedTool
 
 // startAirCopy runs the real laptop loop, `go tool air`, in a scratch copy
 // of this project and waits until it serves the quote.

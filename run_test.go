@@ -25,23 +25,7 @@ import (
 	"github.com/ornlu-is/askeladden/internal/devloop"
 )
 
-// syncBuffer collects the output of a server running in another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = devloop.Buffer
 
 func freePort(t testing.TB) int {
 	t.Helper()

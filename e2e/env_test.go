@@ -11,7 +11,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,16 +43,7 @@ var repoRoot = func() string {
 }()
 
 // need fails in CI and skips elsewhere when a tool is missing.
-func need(t *testing.T, ok bool, what, how string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s: missing, and CI=true. %s", what, how)
-	}
-	t.Skipf("%s: missing. %s", what, how)
-}
+var need = devloop.NeedTool
 
 func requireEnv(t *testing.T) {
 	t.Helper()
@@ -228,29 +217,11 @@ func registryTags(t *testing.T, image string) []string {
 	return tags.Tags
 }
 
-// lockedBuffer collects a background process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // tiltUp runs `tilt up` in dir in the background, web UI on a free port,
 // until stop is called.
 type tiltUp struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *devloop.Buffer
 	webURL string
 	done   chan struct{}
 }
@@ -261,7 +232,7 @@ func startTiltUp(t *testing.T, dir string, args ...string) *tiltUp {
 	cmd := exec.Command("tilt", append([]string{"up", "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--stream"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TILT_WEB_MODE=prod")
-	out := &lockedBuffer{}
+	out := &devloop.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -4,6 +4,7 @@
 package devloop
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -264,4 +267,37 @@ func CopyTracked(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// Buffer collects the output of a process or server running in another
+// goroutine, safe to read while it writes.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// NeedTool skips a test outside CI when a tool is missing, saying how to
+// get it, and fails it in CI (CI=true), where a skipped check would hide a
+// broken pipeline.
+func NeedTool(t testing.TB, ok bool, what, how string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is missing, and CI=true: %s", what, how)
+	}
+	t.Skipf("%s is missing: %s", what, how)
 }
