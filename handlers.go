@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 )
@@ -79,7 +80,9 @@ func handleError(logger *slog.Logger) echo.HTTPErrorHandler {
 		if !ok {
 			f = formatText
 		}
-		c.Response().Header().Add(echo.HeaderVary, echo.HeaderAccept)
+		if !slices.Contains(c.Response().Header().Values(echo.HeaderVary), echo.HeaderAccept) {
+			c.Response().Header().Add(echo.HeaderVary, echo.HeaderAccept)
+		}
 		var werr error
 		switch {
 		case c.Request().Method == http.MethodHead:
