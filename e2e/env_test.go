@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,24 +109,13 @@ var httpClient = &http.Client{Timeout: 3 * time.Second}
 // waitBody polls url until the body contains want.
 func waitBody(t *testing.T, url, want string, within time.Duration) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	last := ""
-	for time.Now().Before(deadline) {
-		resp, err := httpClient.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), want) {
-				return time.Now()
-			}
-			last = fmt.Sprintf("%d %q", resp.StatusCode, tail(string(b), 3))
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	seen, err := devloop.WaitForBody(ctx, url, want, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("%s did not serve %q within %s (last: %s)", url, want, within, last)
-	return time.Time{}
+	return seen
 }
 
 func getBody(t *testing.T, url string) string {
@@ -217,45 +205,26 @@ func registryTags(t *testing.T, image string) []string {
 	return tags.Tags
 }
 
-// tiltUp runs `tilt up` in dir in the background, web UI on a free port,
-// until stop is called.
+// tiltUp is `tilt up` running in dir, web UI on a free port, until the
+// test ends; what it deployed stays, as a user's would after Ctrl-C.
 type tiltUp struct {
-	cmd    *exec.Cmd
+	*devloop.Process
 	out    *devloop.Buffer
 	webURL string
-	done   chan struct{}
 }
 
 func startTiltUp(t *testing.T, dir string, args ...string) *tiltUp {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command("tilt", append([]string{"up", "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--stream"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TILT_WEB_MODE=prod")
 	out := &devloop.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := devloop.StartTilt(dir, port, out, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	tu := &tiltUp{cmd: cmd, out: out, webURL: fmt.Sprintf("http://127.0.0.1:%d/", port), done: make(chan struct{})}
-	go func() { cmd.Wait(); close(tu.done) }()
-	t.Cleanup(tu.stop)
-	return tu
-}
-
-// stop ends tilt up as Ctrl-C would; what it deployed stays, like a user's.
-func (tu *tiltUp) stop() {
-	select {
-	case <-tu.done:
-		return
-	default:
-	}
-	tu.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-tu.done:
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-tu.cmd.Process.Pid, syscall.SIGKILL)
-		<-tu.done
-	}
+	t.Cleanup(func() {
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	return &tiltUp{Process: p, out: out, webURL: fmt.Sprintf("http://127.0.0.1:%d/", port)}
 }

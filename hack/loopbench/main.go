@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log = stderr
 	}
 
-	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(), Edits: *n}
+	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: devloop.DescribeMachine(), Edits: *n}
 	samples := make([][]time.Duration, len(selected))
 	var shared []int
 	for i, m := range selected {
@@ -330,8 +329,7 @@ func (a *airLoop) stop() {
 // edits through its port-forward, as a developer's browser sees them.
 type tiltLoop struct {
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	tilt *devloop.Process
 	log  io.Writer
 }
 
@@ -356,14 +354,11 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command("tilt", append([]string{"up", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--stream", "--"}, args...)...)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
+		tilt, err := devloop.StartTilt(dir, port, log, args...)
+		if err != nil {
 			return nil, err
 		}
-		l := &tiltLoop{dir: dir, cmd: cmd, done: make(chan struct{}), log: log}
-		go func() { cmd.Wait(); close(l.done) }()
+		l := &tiltLoop{dir: dir, tilt: tilt, log: log}
 		// The first deploy builds the image: allow for a cold cache.
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 		defer cancel()
@@ -392,13 +387,7 @@ func (l *tiltLoop) stop() {
 	wait := exec.Command("kubectl", "wait", "--for=delete", "pod", "-n", "askeladden-dev", "-l", "app.kubernetes.io/name=askeladden", "--timeout=90s")
 	wait.Stdout, wait.Stderr = l.log, l.log
 	_ = wait.Run()
-	_ = l.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-l.done:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
-		<-l.done
-	}
+	_ = l.tilt.Stop(30 * time.Second)
 	os.RemoveAll(l.dir)
 }
 
@@ -410,19 +399,11 @@ type config struct {
 	MedianVsFloor float64 `json:"median_vs_floor,omitempty"`
 }
 
-type machine struct {
-	CPU    string `json:"cpu"`
-	Cores  int    `json:"cores"`
-	MemGiB int    `json:"mem_gib"`
-	OS     string `json:"os"`
-	Go     string `json:"go"`
-}
-
 type results struct {
-	Date    string   `json:"date"`
-	Machine machine  `json:"machine"`
-	Edits   int      `json:"edits_per_config"`
-	Configs []config `json:"configs"`
+	Date    string          `json:"date"`
+	Machine devloop.Machine `json:"machine"`
+	Edits   int             `json:"edits_per_config"`
+	Configs []config        `json:"configs"`
 	// NaiveVsLiveUpdate is tilt-naive's median over the default
 	// live_update strategy's: what live_update saves.
 	NaiveVsLiveUpdate float64 `json:"naive_vs_live_update,omitempty"`
@@ -460,7 +441,7 @@ func (r results) write(path string) error {
 
 func printTable(w io.Writer, r results) {
 	fmt.Fprintf(w, "Edit to first response with the edit, %d edits each, %s\n", r.Edits, r.Date)
-	fmt.Fprintf(w, "Machine: %s, %d cores, %d GiB, %s, %s\n\n", r.Machine.CPU, r.Machine.Cores, r.Machine.MemGiB, r.Machine.OS, r.Machine.Go)
+	fmt.Fprintf(w, "Machine: %s\n\n", r.Machine)
 	fmt.Fprintln(w, "| configuration        |  min ms | median ms |  p90 ms | median / floor |")
 	fmt.Fprintln(w, "|----------------------|--------:|----------:|--------:|---------------:|")
 	for _, c := range r.Configs {
@@ -505,23 +486,4 @@ func chart(r results) string {
 	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#444">%s, %d cores, %s</text>`+"\n", h-4, r.Machine.CPU, r.Machine.Cores, r.Machine.Go)
 	b.WriteString("</svg>\n")
 	return b.String()
-}
-
-func describeMachine() machine {
-	m := machine{CPU: "unknown", Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			m.MemGiB = (kb + 512*1024) / (1024 * 1024)
-		}
-	}
-	return m
 }

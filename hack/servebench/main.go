@@ -18,8 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	wrkVersion, _ := exec.Command(wrk, "--version").CombinedOutput()
 
-	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Wrk: strings.SplitN(string(wrkVersion), "\n", 2)[0], Load: map[string]loadResult{}}
+	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: devloop.DescribeMachine().String(), Wrk: strings.SplitN(string(wrkVersion), "\n", 2)[0], Load: map[string]loadResult{}}
 	servers := []struct {
 		name string
 		cmd  func(port int) *exec.Cmd
@@ -152,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for name, acc := range res.Load {
-		acc.RPS = median(acc.RawRPS)
+		acc.RPS = devloop.Median(acc.RawRPS)
 		acc.P50MS /= float64(acc.Rounds)
 		acc.P99MS /= float64(acc.Rounds)
 		res.Load[name] = acc
@@ -167,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		res.StartupMS = append(res.StartupMS, float64(d.Microseconds())/1000)
 	}
-	res.StartupMedMS = median(res.StartupMS)
+	res.StartupMedMS = devloop.Median(res.StartupMS)
 
 	fmt.Fprintf(stderr, "servebench: %d SIGTERM-under-load runs\n", *sigterms)
 	for i := 0; i < *sigterms; i++ {
@@ -386,33 +384,7 @@ func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
 	}
 }
 
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }
-
-func machine() string {
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d cores, %s/%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-}
 
 func printTable(w io.Writer, r results, dur time.Duration, conns int) {
 	fmt.Fprintf(w, "Serving GET / on loopback, %s, %s; wrk -t2 -c%d -d%s, median of %d rounds (alternating)\n\n",

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,54 +113,76 @@ func WaitForBody(ctx context.Context, url, want string, every time.Duration) (ti
 	}
 }
 
+// Process is a watcher (air, tilt up) running in its own process group, so
+// that stopping it reaches every process it started.
+type Process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+// Start starts cmd in a process group of its own.
+func Start(name string, cmd *exec.Cmd) (*Process, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p := &Process{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+// Stop interrupts the process as Ctrl-C would and waits for it to exit.
+// Whatever is left of its group after timeout is killed, and that is
+// reported as an error: a watcher must clean up after itself. Calling Stop
+// again is harmless.
+func (p *Process) Stop(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(timeout):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		return fmt.Errorf("%s did not exit within %s of SIGINT; killed its process group", p.name, timeout)
+	}
+}
+
 // Air is `go tool air` running in a project copy.
 type Air struct {
+	*Process
 	Dir  string
 	Port int
-	cmd  *exec.Cmd
-	done chan struct{} // closed when air has exited
-	err  error         // air's exit status, valid once done is closed
 }
 
 // StartAir runs `go tool air` in dir with the server on port, writing air's
-// and the server's output to log. It runs in its own process group so Stop
-// can reach every process it started.
+// and the server's output to log.
 func StartAir(dir string, port int, log io.Writer) (*Air, error) {
 	cmd := exec.Command("go", "tool", "air")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("go tool air: %w", err)
+	p, err := Start("go tool air", cmd)
+	if err != nil {
+		return nil, err
 	}
-	a := &Air{Dir: dir, Port: port, cmd: cmd, done: make(chan struct{})}
-	go func() { a.err = cmd.Wait(); close(a.done) }()
-	return a, nil
+	return &Air{Process: p, Dir: dir, Port: port}, nil
 }
 
 // Binary is where .air.toml puts the server it builds.
 func (a *Air) Binary() string { return filepath.Join(a.Dir, "tmp", "askeladden") }
 
-// Stop interrupts air as Ctrl-C would and waits for it; air in turn stops
-// the server. Whatever is left of the group after timeout is killed, and
-// that is reported as an error: air must clean up after itself. Calling
-// Stop again is harmless.
-func (a *Air) Stop(timeout time.Duration) error {
-	select {
-	case <-a.done:
-		return nil
-	default:
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-a.done:
-		return nil
-	case <-time.After(timeout):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-		return fmt.Errorf("air did not exit within %s of SIGINT; killed its process group", timeout)
-	}
+// StartTilt runs `tilt up` in dir, its web UI on 127.0.0.1:port, streaming
+// its log to log; args go after `--`, to the Tiltfile.
+func StartTilt(dir string, port int, log io.Writer, args ...string) (*Process, error) {
+	cmd := exec.Command("tilt", append([]string{"up", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--stream", "--"}, args...)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
+	return Start("tilt up", cmd)
 }
 
 // PIDsRunning lists the processes whose executable path is bin, from /proc
@@ -221,12 +244,57 @@ func Summarize(samples []time.Duration) (Summary, error) {
 	sorted := slices.Clone(ms)
 	slices.Sort(sorted)
 	n := len(sorted)
-	med := sorted[n/2]
-	if n%2 == 0 {
-		med = (sorted[n/2-1] + sorted[n/2]) / 2
-	}
 	rank := (9*n + 9) / 10 // ceil(0.9 n)
-	return Summary{N: n, MinMS: sorted[0], MedMS: med, P90MS: sorted[rank-1], MaxMS: sorted[n-1], Values: ms}, nil
+	return Summary{N: n, MinMS: sorted[0], MedMS: Median(ms), P90MS: sorted[rank-1], MaxMS: sorted[n-1], Values: ms}, nil
+}
+
+// Median is the middle value, or the mean of the two middle ones; 0 for
+// no values.
+func Median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	switch {
+	case n == 0:
+		return 0
+	case n%2 == 1:
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Machine describes where a benchmark ran, for its report.
+type Machine struct {
+	CPU    string `json:"cpu"`
+	Cores  int    `json:"cores"`
+	MemGiB int    `json:"mem_gib"`
+	OS     string `json:"os"`
+	Go     string `json:"go"`
+}
+
+// DescribeMachine reads the CPU model and memory from /proc (Linux; left
+// unknown elsewhere) and the rest from the runtime.
+func DescribeMachine() Machine {
+	m := Machine{CPU: "unknown CPU", Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			m.MemGiB = (kb + 512*1024) / (1024 * 1024)
+		}
+	}
+	return m
+}
+
+func (m Machine) String() string {
+	return fmt.Sprintf("%s, %d cores, %d GiB, %s, %s", m.CPU, m.Cores, m.MemGiB, m.OS, m.Go)
 }
 
 // FreePort asks the kernel for a loopback port that is free right now.
