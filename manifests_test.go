@@ -10,7 +10,10 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -33,6 +36,9 @@ type manifests struct {
 	ns     *corev1.Namespace
 	svc    *corev1.Service
 	deploy *appsv1.Deployment
+	pdb    *policyv1.PodDisruptionBudget
+	hpa    *autoscalingv2.HorizontalPodAutoscaler
+	netpol *networkingv1.NetworkPolicy
 	kust   kustomization
 	files  []string // every YAML file in k8s/ but the kustomization
 }
@@ -64,31 +70,47 @@ func loadManifests(t *testing.T) manifests {
 			if strings.TrimSpace(stripComments(doc)) == "" {
 				continue
 			}
-			var head struct{ Kind string }
+			var head struct{ APIVersion, Kind string }
 			if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 				t.Fatalf("%s doc %d: %v", p, i, err)
 			}
 			var obj any
+			// The group version too: the same kind in another version
+			// (autoscaling/v1, policy/v1beta1) has other fields, or none.
+			want := ""
 			switch head.Kind {
 			case "Namespace":
-				m.ns = &corev1.Namespace{}
+				m.ns, want = &corev1.Namespace{}, "v1"
 				obj = m.ns
 			case "Service":
-				m.svc = &corev1.Service{}
+				m.svc, want = &corev1.Service{}, "v1"
 				obj = m.svc
 			case "Deployment":
-				m.deploy = &appsv1.Deployment{}
+				m.deploy, want = &appsv1.Deployment{}, "apps/v1"
 				obj = m.deploy
+			case "PodDisruptionBudget":
+				m.pdb, want = &policyv1.PodDisruptionBudget{}, "policy/v1"
+				obj = m.pdb
+			case "HorizontalPodAutoscaler":
+				m.hpa, want = &autoscalingv2.HorizontalPodAutoscaler{}, "autoscaling/v2"
+				obj = m.hpa
+			case "NetworkPolicy":
+				m.netpol, want = &networkingv1.NetworkPolicy{}, "networking.k8s.io/v1"
+				obj = m.netpol
 			default:
 				t.Fatalf("%s doc %d: unexpected kind %q", p, i, head.Kind)
+			}
+			if head.APIVersion != want {
+				t.Fatalf("%s doc %d: %s is apiVersion %q, want %q", p, i, head.Kind, head.APIVersion, want)
 			}
 			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 				t.Fatalf("%s doc %d (%s): strict decode: %v", p, i, head.Kind, err)
 			}
 		}
 	}
-	if m.ns == nil || m.svc == nil || m.deploy == nil {
-		t.Fatalf("want a Namespace, a Service and a Deployment in k8s/, got ns=%v svc=%v deploy=%v", m.ns != nil, m.svc != nil, m.deploy != nil)
+	if m.ns == nil || m.svc == nil || m.deploy == nil || m.pdb == nil || m.hpa == nil || m.netpol == nil {
+		t.Fatalf("want a Namespace, a Service, a Deployment, a PodDisruptionBudget, a HorizontalPodAutoscaler and a NetworkPolicy in k8s/, got ns=%v svc=%v deploy=%v pdb=%v hpa=%v netpol=%v",
+			m.ns != nil, m.svc != nil, m.deploy != nil, m.pdb != nil, m.hpa != nil, m.netpol != nil)
 	}
 	return m
 }
@@ -127,6 +149,9 @@ func TestManifestMetadata(t *testing.T) {
 	}{
 		{"Service", m.svc.Labels, m.svc.Namespace, m.svc.Name},
 		{"Deployment", m.deploy.Labels, m.deploy.Namespace, m.deploy.Name},
+		{"PodDisruptionBudget", m.pdb.Labels, m.pdb.Namespace, m.pdb.Name},
+		{"HorizontalPodAutoscaler", m.hpa.Labels, m.hpa.Namespace, m.hpa.Name},
+		{"NetworkPolicy", m.netpol.Labels, m.netpol.Namespace, m.netpol.Name},
 		{"pod template", m.deploy.Spec.Template.Labels, namespace, "template"},
 	} {
 		if obj.ns != namespace {
@@ -230,6 +255,15 @@ func TestProbesResourcesAndShutdown(t *testing.T) {
 	if c.Resources.Limits.Memory().Cmp(*c.Resources.Requests.Memory()) < 0 {
 		t.Error("memory limit below the request")
 	}
+	// The container log counts against ephemeral storage, and the kubelet
+	// keeps up to 5 files of 10 MiB by default: a limit under that would
+	// evict a healthy pod that merely logs.
+	es, esLimit := c.Resources.Requests.StorageEphemeral(), c.Resources.Limits.StorageEphemeral()
+	if es.IsZero() || esLimit.IsZero() {
+		t.Errorf("resources = %+v, want an ephemeral-storage request and limit", c.Resources)
+	} else if esLimit.Cmp(*es) < 0 || esLimit.Value() < 64<<20 {
+		t.Errorf("ephemeral-storage request %s limit %s: want a limit at least the request and at least 64Mi (the rotated log alone takes 50Mi)", es, esLimit)
+	}
 
 	// Rolling updates: a new pod is ready before an old one goes, and the
 	// old one outlives the endpoint removal.
@@ -261,6 +295,30 @@ func TestProbesResourcesAndShutdown(t *testing.T) {
 	need := c.Lifecycle.PreStop.Sleep.Seconds + int64((cfg.drainDelay + cfg.shutdownTimeout).Seconds())
 	if *spec.TerminationGracePeriodSeconds <= need {
 		t.Errorf("terminationGracePeriodSeconds %d must exceed preStop + DRAIN_DELAY + SHUTDOWN_TIMEOUT = %ds", *spec.TerminationGracePeriodSeconds, need)
+	}
+}
+
+func TestTopologySpread(t *testing.T) {
+	m := loadManifests(t)
+	pod := m.deploy.Spec.Template
+	var byHost *corev1.TopologySpreadConstraint
+	for i, c := range pod.Spec.TopologySpreadConstraints {
+		if c.TopologyKey == "kubernetes.io/hostname" {
+			byHost = &pod.Spec.TopologySpreadConstraints[i]
+		}
+	}
+	if byHost == nil {
+		t.Fatalf("topologySpreadConstraints %+v: want one across nodes (kubernetes.io/hostname)", pod.Spec.TopologySpreadConstraints)
+	}
+	if byHost.MaxSkew != 1 {
+		t.Errorf("maxSkew %d across nodes, want 1", byHost.MaxSkew)
+	}
+	// A preference, not a rule: see the comment in deployment.yaml.
+	if byHost.WhenUnsatisfiable != corev1.ScheduleAnyway {
+		t.Errorf("whenUnsatisfiable %s, want ScheduleAnyway", byHost.WhenUnsatisfiable)
+	}
+	if !selects(byHost.LabelSelector, pod.Labels) {
+		t.Errorf("the spread's labelSelector %v does not select the Deployment's own pods", byHost.LabelSelector)
 	}
 }
 
