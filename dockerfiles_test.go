@@ -220,3 +220,48 @@ func TestProductionDockerfile(t *testing.T) {
 		t.Error("the build must be static: CGO_ENABLED=0")
 	}
 }
+
+// TestProductionDockerfileCrossCompiles: `docker buildx build --platform
+// linux/amd64,linux/arm64` must need no emulator, so every command runs on
+// the builder's platform and Go cross-compiles for the target's.
+func TestProductionDockerfileCrossCompiles(t *testing.T) {
+	d := parseDockerfile(t, "Dockerfile")
+	for i, s := range d.stages {
+		runs := slices.ContainsFunc(s.Commands, func(c instructions.Command) bool {
+			_, ok := c.(*instructions.RunCommand)
+			return ok
+		})
+		final := i == len(d.stages)-1
+		switch {
+		case final && s.Platform != "":
+			t.Errorf("final stage FROM --platform=%s: it must be the target's platform", s.Platform)
+		case runs && s.Platform != "$BUILDPLATFORM":
+			t.Errorf("stage %q runs commands on platform %q: want FROM --platform=$BUILDPLATFORM, or a multi-platform build emulates it", s.Name, s.Platform)
+		}
+	}
+	build := d.stages[0]
+	declared := map[string]bool{}
+	var buildLine string
+	for _, c := range build.Commands {
+		switch c := c.(type) {
+		case *instructions.ArgCommand:
+			for _, kv := range c.Args {
+				declared[kv.Key] = true
+			}
+		case *instructions.RunCommand:
+			if line := strings.Join(c.CmdLine, " "); strings.Contains(line, "go build") {
+				buildLine = line
+				for _, arg := range []string{"TARGETOS", "TARGETARCH"} {
+					if !declared[arg] {
+						t.Errorf("ARG %s is not declared in the build stage before go build: BuildKit sets it only for stages that declare it", arg)
+					}
+				}
+			}
+		}
+	}
+	for _, want := range []string{"GOOS=${TARGETOS}", "GOARCH=${TARGETARCH}"} {
+		if !strings.Contains(buildLine, want) {
+			t.Errorf("go build does not cross-compile: %q lacks %s", buildLine, want)
+		}
+	}
+}
