@@ -7,7 +7,7 @@
 #   hack/cluster.sh up       start (or finish starting) everything; idempotent
 #   hack/cluster.sh down     stop what `up` started and remove its traces
 #   hack/cluster.sh status   show each component; exit 0 only if all are up
-#   hack/cluster.sh build    only build the Kubernetes binaries (no root needed)
+#   hack/cluster.sh build    only build the Kubernetes and metrics-server binaries (no root needed)
 #
 # See hack/README-cluster.md for the layout and the choices behind it.
 set -euo pipefail
@@ -19,6 +19,9 @@ KUBECONFIG_FILE="$D/kubeconfig"
 KUBE_VERSION="$(awk '$1 == "k8s.io/kubernetes" { print $2 } $1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' \
 	"$ASKELADDEN_ROOT/tools/kube/go.mod" | head -1)"
 KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+METRICS_SERVER_VERSION="$(awk '$1 == "sigs.k8s.io/metrics-server" { print $2 } $1 == "require" && $2 == "sigs.k8s.io/metrics-server" { print $3 }' \
+	"$ASKELADDEN_ROOT/tools/metrics-server/go.mod" | head -1)"
+METRICS_SERVER_MANIFEST="$ASKELADDEN_ROOT/hack/metrics-server.yaml"
 
 # The node address must not be a loopback one (kubelet and the "kubernetes"
 # Service endpoints refuse those); it lives on lo so it never leaves the VM.
@@ -29,6 +32,7 @@ SERVICE_CIDR=10.202.0.0/24
 API_PORT=16443 # microk8s' port
 REGISTRY=localhost:32000
 PAUSE_IMAGE="$REGISTRY/pause:askeladden"
+METRICS_SERVER_IMAGE="$REGISTRY/metrics-server:$METRICS_SERVER_VERSION"
 CNI_BRIDGE=askeladden0
 DEV_NAMESPACE=askeladden-dev
 # Start order; `down` walks it backwards.
@@ -65,6 +69,27 @@ build_kube() {
 		die "building Kubernetes $KUBE_VERSION failed"
 	printf '%s\n' "$want" >"$stamp"
 	log "built Kubernetes $KUBE_VERSION in $((SECONDS - start))s"
+}
+
+# metrics-server, like microk8s' add-on, from the Go module proxy in its own
+# tools module: its Kubernetes libraries are not the cluster's.
+build_metrics_server() {
+	local stamp="$ASKELADDEN_BIN/.metrics-server.stamp" want="sigs.k8s.io/metrics-server $METRICS_SERVER_VERSION"
+	[ -n "$METRICS_SERVER_VERSION" ] || die "cannot read the sigs.k8s.io/metrics-server version from tools/metrics-server/go.mod"
+	if [ -x "$ASKELADDEN_BIN/metrics-server" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+		return 0
+	fi
+	local start=$SECONDS p=k8s.io/client-go/pkg/version
+	log "building metrics-server $METRICS_SERVER_VERSION into $ASKELADDEN_BIN (a few minutes on 2 cores when cold)"
+	mkdir -p "$ASKELADDEN_BIN"
+	rm -f "$stamp"
+	(cd "$ASKELADDEN_ROOT/tools/metrics-server" &&
+		GOWORK=off GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" CGO_ENABLED=0 \
+			go build -trimpath -ldflags "-s -w -X $p.gitVersion=$METRICS_SERVER_VERSION -X $p.gitTreeState=clean" \
+			-o "$ASKELADDEN_BIN/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server) ||
+		die "building metrics-server $METRICS_SERVER_VERSION failed"
+	printf '%s\n' "$want" >"$stamp"
+	log "built metrics-server $METRICS_SERVER_VERSION in $((SECONDS - start))s"
 }
 
 # ---------------------------------------------------------------- pieces
@@ -104,6 +129,24 @@ contexts:
 current-context: microk8s
 EOF
 	chmod 600 "$KUBECONFIG_FILE"
+}
+
+# The aggregation layer: kube-apiserver proxies /apis/metrics.k8s.io to
+# metrics-server with this client certificate, and metrics-server trusts the
+# X-Remote-User headers only from a certificate signed by this CA (which
+# kube-apiserver publishes in kube-system/extension-apiserver-authentication).
+# A CA of its own, as kubeadm and microk8s make, so no other client
+# certificate of the cluster CA can claim to be the proxy.
+write_front_proxy_pki() {
+	local p="$D/pki"
+	[ -f "$p/front-proxy-client.crt" ] && return 0
+	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=front-proxy-ca" \
+		-keyout "$p/front-proxy-ca.key" -out "$p/front-proxy-ca.crt" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=front-proxy-client" \
+		-keyout "$p/front-proxy-client.key" -out "$p/front-proxy-client.csr" 2>/dev/null
+	printf 'extendedKeyUsage=clientAuth\n' >"$p/front-proxy-client.ext"
+	openssl x509 -req -in "$p/front-proxy-client.csr" -CA "$p/front-proxy-ca.crt" -CAkey "$p/front-proxy-ca.key" \
+		-CAcreateserial -days 365 -extfile "$p/front-proxy-client.ext" -out "$p/front-proxy-client.crt" 2>/dev/null
 }
 
 start_registry() {
@@ -148,6 +191,36 @@ EOF
 	DOCKER_BUILDKIT=0 docker build -q -t "$PAUSE_IMAGE" -f "$w/Dockerfile" "$w" >/dev/null 2>"$w/build.log" ||
 		{ cat "$w/build.log" >&2; die "docker build of the pause image failed"; }
 	docker push "$PAUSE_IMAGE" >"$w/push.log" 2>&1 || { cat "$w/push.log" >&2; die "docker push $PAUSE_IMAGE failed"; }
+}
+
+# The registry is emptied by `down`, so every `up` pushes again; the local
+# tag is removed after the push, so docker keeps nothing of it.
+push_metrics_server() {
+	if curl -sf -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		"http://127.0.0.1:32000/v2/metrics-server/manifests/$METRICS_SERVER_VERSION"; then
+		return 0
+	fi
+	build_metrics_server
+	local w="$D/metrics-server"
+	mkdir -p "$w"
+	cp "$ASKELADDEN_BIN/metrics-server" "$w/metrics-server"
+	cat >"$w/Dockerfile" <<'EOF'
+FROM scratch
+COPY metrics-server /metrics-server
+USER 65534:65534
+ENTRYPOINT ["/metrics-server"]
+EOF
+	log "pushing $METRICS_SERVER_IMAGE"
+	if ! DOCKER_BUILDKIT=0 docker build -q -t "$METRICS_SERVER_IMAGE" -f "$w/Dockerfile" "$w" >/dev/null 2>"$w/build.log"; then
+		cat "$w/build.log" >&2
+		die "docker build of the metrics-server image failed"
+	fi
+	if ! docker push "$METRICS_SERVER_IMAGE" >"$w/push.log" 2>&1; then
+		cat "$w/push.log" >&2
+		die "docker push $METRICS_SERVER_IMAGE failed"
+	fi
+	docker rmi "$METRICS_SERVER_IMAGE" >/dev/null 2>&1 || true
+	rm -f "$w/metrics-server"
 }
 
 setup_host_network() {
@@ -263,6 +336,11 @@ start_apiserver() {
 		--service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
 		--service-cluster-ip-range="$SERVICE_CIDR" \
 		--kubelet-preferred-address-types=InternalIP,Hostname \
+		--requestheader-client-ca-file="$p/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+		--requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+		--requestheader-extra-headers-prefix=X-Remote-Extra- \
+		--proxy-client-cert-file="$p/front-proxy-client.crt" --proxy-client-key-file="$p/front-proxy-client.key" \
+		--enable-aggregator-routing=true \
 		--allow-privileged=true --profiling=false
 	wait_for kube-apiserver 120 kubectl get --raw /readyz
 }
@@ -398,6 +476,32 @@ EOF
 		wait_for kube-controller-manager 60 kubectl -n "$ns" get serviceaccount default
 		wait_for kube-controller-manager 60 kubectl -n "$ns" get configmap kube-root-ca.crt
 	done
+	apply_metrics_server
+}
+
+metrics_available() {
+	[ "$(kubectl get apiservice v1beta1.metrics.k8s.io -o 'jsonpath={.status.conditions[?(@.type=="Available")].status}' 2>/dev/null)" = True ] &&
+		kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes >/dev/null 2>&1
+}
+
+apply_metrics_server() {
+	grep -q "image: $METRICS_SERVER_IMAGE\$" "$METRICS_SERVER_MANIFEST" ||
+		die "$METRICS_SERVER_MANIFEST does not run $METRICS_SERVER_IMAGE (the version in tools/metrics-server/go.mod)"
+	push_metrics_server
+	kubectl apply -f "$METRICS_SERVER_MANIFEST" >/dev/null
+	log "waiting for metrics-server to serve metrics.k8s.io"
+	local start=$SECONDS
+	# Its first answer needs two kubelet scrapes (a rate needs two samples).
+	until metrics_available; do
+		if ((SECONDS - start >= 120)); then
+			kubectl -n kube-system get pods -l app.kubernetes.io/name=metrics-server -o wide >&2 || true
+			kubectl -n kube-system logs -l app.kubernetes.io/name=metrics-server --tail=40 >&2 || true
+			kubectl get apiservice v1beta1.metrics.k8s.io -o yaml >&2 || true
+			die "metrics-server did not serve metrics.k8s.io within 120s"
+		fi
+		sleep 1
+	done
+	log "metrics-server serving after $((SECONDS - start))s"
 }
 
 print_exports() {
@@ -433,10 +537,12 @@ cmd_up() {
 	ensure_dockerd
 	bash "$ASKELADDEN_ROOT/hack/base-images.sh"
 	build_kube
+	build_metrics_server
 	start_registry
 	push_pause
 	setup_host_network
 	write_pki
+	write_front_proxy_pki
 	start_containerd
 	start_etcd
 	start_apiserver
@@ -611,7 +717,7 @@ case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
-build) build_kube ;;
+build) build_kube && build_metrics_server ;;
 *)
 	echo "usage: $0 up|down|status|build" >&2
 	exit 2
