@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,16 +23,26 @@ import (
 func TestInnerLoop(t *testing.T) {
 	requireEnv(t)
 	dir := scratchCopy(t)
+	// What an interrupted run left would fight Tilt's single replica.
+	deleteProduction()
+	t.Cleanup(deleteProduction)
 	steps := []struct {
 		name string
 		fn   func(*testing.T, string)
 	}{
 		{"ProductionImage", testProductionImage},
+		{"Arm64Image", testArm64Image},
 		{"TiltCI", testTiltCI},
 		{"LiveUpdate", testLiveUpdate},
 		{"TiltDown", testTiltDown},
 		{"Restricted", testRestricted},
+		{"NetworkPolicy", testNetworkPolicy},
+		// production_test.go: what `kubectl apply -k k8s/` runs.
+		{"Deploy", testDeploy},
+		{"HPAMetrics", testHPAMetrics},
+		{"Eviction", testEviction},
 		{"RollingUpdate", testRollingUpdate},
+		{"ScaleOut", testScaleOut},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.fn(t, dir) }) {
@@ -243,92 +250,5 @@ func testRestricted(t *testing.T, dir string) {
 		"--dry-run=server", "--overrides", `{"spec":{"securityContext":{"runAsUser":0}}}`)
 	if err == nil || !strings.Contains(bad, "violates PodSecurity") {
 		t.Errorf("a root pod was not refused in %s (err %v):\n%s", namespace, err, bad)
-	}
-}
-
-// testRollingUpdate deploys the production image with `kubectl apply -k`
-// and restarts it under a steady load through the NodePort.
-func testRollingUpdate(t *testing.T, dir string) {
-	ref := registry + "/askeladden:0.1.0"
-	run(t, time.Minute, "", nil, "docker", "tag", prodImage, ref)
-	run(t, 5*time.Minute, "", nil, "docker", "push", ref)
-	run(t, 2*time.Minute, "", nil, "kubectl", "apply", "-k", filepath.Join(dir, "k8s"))
-	t.Cleanup(func() {
-		exec.Command("kubectl", "delete", "deployment,service", "-n", namespace, "-l", selector, "--wait=false").Run()
-	})
-	run(t, 3*time.Minute, "", nil, "kubectl", "rollout", "status", "-n", namespace, "deployment/askeladden", "--timeout=150s")
-	pod := onePod(t, time.Minute)
-	if !strings.Contains(pod.Image, "askeladden:0.1.0") {
-		t.Errorf("pod runs %s, want the production image", pod.Image)
-	}
-	waitBody(t, nodePort, quote, time.Minute)
-	// The load goes to the NodePort on the node's own address. On the
-	// fixture cluster, localhost NodePorts (kube-proxy's route_localnet
-	// path) refuse a burst of new connections every so often even when
-	// nothing changes, which would blame the rollout for the fixture; the
-	// node address has no such gap.
-	nodeIP := strings.TrimSpace(run(t, time.Minute, "", nil, "kubectl", "get", "nodes", "-o", `jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}`))
-	if nodeIP == "" {
-		t.Fatal("the node has no InternalIP address")
-	}
-	target := "http://" + net.JoinHostPort(nodeIP, "30008") + "/"
-	waitBody(t, target, quote, time.Minute)
-
-	// Bounded load: 4 clients, at most 3000 requests each and 3 minutes.
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
-	loadStart := time.Now()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(3 * time.Minute)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 3000 && time.Now().Before(deadline); i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				resp, err := httpClient.Get(target)
-				if err == nil {
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-					resp.Body.Close()
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s after the load began: %v", time.Since(loadStart).Round(time.Millisecond), err))
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	time.Sleep(2 * time.Second)
-	t.Logf("rollout restart %s after the load began", time.Since(loadStart).Round(time.Millisecond))
-	run(t, time.Minute, "", nil, "kubectl", "rollout", "restart", "-n", namespace, "deployment/askeladden")
-	run(t, 3*time.Minute, "", nil, "kubectl", "rollout", "status", "-n", namespace, "deployment/askeladden", "--timeout=150s")
-	t.Logf("rollout complete %s after the load began", time.Since(loadStart).Round(time.Millisecond))
-	// Keep the load on while the old pod drains and exits.
-	time.Sleep(8 * time.Second)
-	close(stop)
-	wg.Wait()
-	after := onePod(t, time.Minute)
-	msg := fmt.Sprintf("rolling update under load through %s: %d requests sent, %d failed", target, sent.Load(), failed.Load())
-	t.Log(msg)
-	fmt.Println("e2e: " + msg)
-	if after.UID == pod.UID {
-		t.Error("rollout restart did not replace the pod")
-	}
-	if failed.Load() != 0 {
-		t.Errorf("%s (first: %v)", msg, firstErr.Load())
-		events, _ := runErr(time.Minute, "", nil, "kubectl", "get", "events", "-n", namespace, "--sort-by=.lastTimestamp")
-		t.Logf("events:\n%s", tail(events, 30))
-	}
-	if sent.Load() < 100 {
-		t.Errorf("only %d requests sent: the load did not cover the rollout", sent.Load())
 	}
 }

@@ -135,6 +135,7 @@ func getBody(t *testing.T, url string) string {
 type podInfo struct {
 	UID, Name, Image string
 	Restarts         int
+	Ready            bool
 }
 
 // appPods lists the app's pods that are running and not terminating.
@@ -167,7 +168,7 @@ func appPods(t *testing.T) []podInfo {
 			continue
 		}
 		cs := p.Status.ContainerStatuses[0]
-		pods = append(pods, podInfo{UID: p.Metadata.UID, Name: p.Metadata.Name, Image: cs.Image, Restarts: cs.RestartCount})
+		pods = append(pods, podInfo{UID: p.Metadata.UID, Name: p.Metadata.Name, Image: cs.Image, Restarts: cs.RestartCount, Ready: cs.Ready})
 	}
 	return pods
 }
