@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -208,6 +209,15 @@ func TestTiltfileDefault(t *testing.T) {
 // with dev mode on and no drain wait, and still the restricted settings.
 func checkDevDeployment(t *testing.T, stream string) {
 	t.Helper()
+	// The dev patch drops what fights one replica, and keeps the rest.
+	for _, kind := range []string{"HorizontalPodAutoscaler", "PodDisruptionBudget"} {
+		if strings.Contains(stream, "kind: "+kind) {
+			t.Errorf("Tilt applies a %s in dev; the dev patch should drop it", kind)
+		}
+	}
+	if !strings.Contains(stream, "kind: NetworkPolicy") {
+		t.Error("Tilt does not apply the NetworkPolicy with the app: dev should run production's")
+	}
 	for _, doc := range docSeparator.Split(stream, -1) {
 		if !strings.Contains(doc, "kind: Deployment") {
 			continue
@@ -226,6 +236,12 @@ func checkDevDeployment(t *testing.T, stream string) {
 		}
 		if c.Image != "askeladden" || d.Namespace != namespace {
 			t.Errorf("dev Deployment image %q namespace %q", c.Image, d.Namespace)
+		}
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+			t.Errorf("dev Deployment replicas %v, want 1: every pod would get each live update", ptrValue(d.Spec.Replicas))
+		}
+		if _, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
+			t.Error("dev container has an ephemeral-storage limit: builds in the pod would get it evicted")
 		}
 		sc := c.SecurityContext
 		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
