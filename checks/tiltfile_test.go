@@ -1,4 +1,4 @@
-package main
+package checks
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ornlu-is/askeladden/hack/devloop"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -36,7 +37,7 @@ func tiltBinary(t *testing.T) string {
 			return c
 		}
 	}
-	needTool(t, false, "Tilt", "build it with `bash hack/build-tilt.sh` (Tilt v0.37.6 from the Go module proxy, into ~/.cache/askeladden/bin), or put tilt on PATH")
+	devloop.NeedTool(t, false, "Tilt", "build it with `bash hack/build-tilt.sh` (Tilt v0.37.6 from the Go module proxy, into ~/.cache/askeladden/bin), or put tilt on PATH")
 	return ""
 }
 
@@ -118,6 +119,7 @@ func tiltfileResult(t *testing.T, tiltfile string, args ...string) (int, tiltRes
 		cmdArgs = append(append(cmdArgs, "--"), args...)
 	}
 	cmd := exec.Command(tiltBinary(t), cmdArgs...)
+	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+microk8sKubeconfig(t), "TILT_DISABLE_ANALYTICS=1")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -273,7 +275,7 @@ func TestTiltfileFlags(t *testing.T) {
 
 func TestBrokenTiltfileIsReported(t *testing.T) {
 	dir := t.TempDir()
-	good, err := os.ReadFile("Tiltfile")
+	good, err := os.ReadFile(filepath.Join(repoRoot, "Tiltfile"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,14 @@
 #                                     this machine's /usr/local/go and CA bundle
 #   debian:bookworm-slim              the same Debian, without Go
 #
-# Runnable alone (starts dockerd if none answers; `hack/cluster.sh down` stops
+# Runnable alone (starts dockerd if none answers; `hack/cluster/cluster.sh down` stops
 # a dockerd started this way). Skips the work when the tag already carries the
 # same Go version and rootfs. Env: ASKELADDEN_DEBIAN_MIRROR overrides the mirror.
 set -euo pipefail
-# shellcheck source=hack/lib.sh source-path=SCRIPTDIR/..
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=hack/lib.sh source-path=SCRIPTDIR/../..
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-require_root "hack/base-images.sh"
+require_root "hack/cluster/base-images.sh"
 ensure_packages docker.io debootstrap ca-certificates
 ensure_dockerd
 
@@ -43,7 +43,8 @@ mirror() {
 	local m
 	m="$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)"
 	[ -n "$m" ] || m="$(grep -hsE '^deb ' /etc/apt/sources.list | awk '{print $2}' | grep -v security | head -1)"
-	echo "${m:-http://deb.debian.org/debian}"
+	[ -n "$m" ] || die "no Debian mirror in apt's sources (/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list); set ASKELADDEN_DEBIAN_MIRROR"
+	echo "$m"
 }
 
 if [ ! -f "$ROOTFS_TAR" ]; then

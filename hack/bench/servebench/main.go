@@ -3,7 +3,7 @@
 // under wrk, memory under load, cold start to ready, and requests dropped
 // by a SIGTERM under load.
 //
-//	go run ./hack/servebench            # needs wrk (apt-get install wrk)
+//	go run ./hack/bench/servebench            # needs wrk (apt-get install wrk)
 package main
 
 import (
@@ -25,7 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ornlu-is/askeladden/internal/devloop"
+	"github.com/ornlu-is/askeladden/hack/bench/stats"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 const quote = "Strange women lying in ponds distributing swords is no basis for a system of government.\n"
@@ -122,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	wrkVersion, _ := exec.Command(wrk, "--version").CombinedOutput()
 
-	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: devloop.DescribeMachine().String(), Wrk: strings.SplitN(string(wrkVersion), "\n", 2)[0], Load: map[string]loadResult{}}
+	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: stats.DescribeMachine().String(), Wrk: strings.SplitN(string(wrkVersion), "\n", 2)[0], Load: map[string]loadResult{}}
 	servers := []struct {
 		name string
 		cmd  func(port int) *exec.Cmd
@@ -150,7 +151,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for name, acc := range res.Load {
-		acc.RPS = devloop.Median(acc.RawRPS)
+		acc.RPS = stats.Median(acc.RawRPS)
 		acc.P50MS /= float64(acc.Rounds)
 		acc.P99MS /= float64(acc.Rounds)
 		res.Load[name] = acc
@@ -165,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		res.StartupMS = append(res.StartupMS, float64(d.Microseconds())/1000)
 	}
-	res.StartupMedMS = devloop.Median(res.StartupMS)
+	res.StartupMedMS = stats.Median(res.StartupMS)
 
 	fmt.Fprintf(stderr, "servebench: %d SIGTERM-under-load runs\n", *sigterms)
 	for i := 0; i < *sigterms; i++ {

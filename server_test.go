@@ -23,7 +23,7 @@ func fullStack() http.Handler {
 	life := newLifecycle()
 	life.setReady()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return newServer(logger, life, newRegistry(), readBuild(time.Now(), envFunc(nil)), false)
+	return newServer(logger, life, newRegistry(), readBuild(time.Now()), false)
 }
 
 // discardWriter is a ResponseWriter that costs nothing, so the benchmark
@@ -33,9 +33,11 @@ type discardWriter struct {
 	code int
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Header() http.Header { return w.h }
+
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+func (w *discardWriter) WriteHeader(code int) { w.code = code }
 
 // BenchmarkQuote calls each handler directly: it isolates the cost the
 // Echo stack and middleware add to one request.
