@@ -3,9 +3,9 @@
 // Package e2e proves the inner loop on a real cluster: the production
 // image, tilt ci, live update, a full rebuild, tilt down, and a rolling
 // update under load. It expects a cluster that looks like microk8s with
-// its registry add-on (hack/cluster.sh up makes one) and KUBECONFIG set.
+// its registry add-on (hack/cluster/cluster.sh up makes one) and KUBECONFIG set.
 //
-//	bash hack/cluster.sh up
+//	bash hack/cluster/cluster.sh up
 //	export KUBECONFIG=/tmp/askeladden-cluster/kubeconfig PATH=~/.cache/askeladden/bin:$PATH
 //	go test -tags e2e -count=1 -v ./e2e/...
 package e2e
@@ -23,12 +23,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ornlu-is/askeladden/internal/devloop"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 const (
 	namespace = "askeladden-dev"
-	quote     = "Strange women lying in ponds distributing swords is no basis for a system of government."
 	nodePort  = "http://localhost:30008/"
 	forward   = "http://localhost:8090/"
 	registry  = "localhost:32000"
@@ -41,6 +40,15 @@ var repoRoot = func() string {
 	return filepath.Dir(wd)
 }()
 
+// quote is what the service serves, read from its source.
+var quote = func() string {
+	q, err := devloop.Quote(repoRoot)
+	if err != nil {
+		panic(err) // no quote.go above e2e/: nothing here can run
+	}
+	return q
+}()
+
 // need fails in CI and skips elsewhere when a tool is missing.
 var need = devloop.NeedTool
 
@@ -48,9 +56,9 @@ func requireEnv(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"kubectl", "tilt", "docker"} {
 		_, err := exec.LookPath(tool)
-		need(t, err == nil, tool, "run `bash hack/cluster.sh up` and `bash hack/build-tilt.sh`, then put ~/.cache/askeladden/bin on PATH")
+		need(t, err == nil, tool, "run `bash hack/cluster/cluster.sh up` and `bash hack/build-tilt.sh`, then put ~/.cache/askeladden/bin on PATH")
 	}
-	need(t, os.Getenv("KUBECONFIG") != "", "KUBECONFIG", "export KUBECONFIG=/tmp/askeladden-cluster/kubeconfig (printed by hack/cluster.sh up)")
+	need(t, os.Getenv("KUBECONFIG") != "", "KUBECONFIG", "export KUBECONFIG=/tmp/askeladden-cluster/kubeconfig (printed by hack/cluster/cluster.sh up)")
 	out, err := exec.Command("kubectl", "get", "--raw", "/readyz").CombinedOutput()
 	need(t, err == nil, "a reachable cluster", fmt.Sprintf("kubectl get --raw /readyz: %v %s", err, out))
 }

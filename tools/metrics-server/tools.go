@@ -2,7 +2,7 @@
 
 // Package tools pins the metrics-server release that the test cluster runs,
 // as microk8s' metrics-server add-on does. No image registry is reachable in
-// CI, so hack/cluster.sh compiles it from the Go module proxy and wraps the
+// CI, so hack/cluster/cluster.sh compiles it from the Go module proxy and wraps the
 // static binary in a FROM scratch image of its own.
 //
 // Its own module: metrics-server brings k8s.io/apiserver and friends at
