@@ -24,8 +24,8 @@ func TestInnerLoop(t *testing.T) {
 	requireEnv(t)
 	dir := scratchCopy(t)
 	// What an interrupted run left would fight Tilt's single replica.
-	deleteProduction()
-	t.Cleanup(deleteProduction)
+	deleteProduction(t)
+	t.Cleanup(func() { deleteProduction(t) })
 	steps := []struct {
 		name string
 		fn   func(*testing.T, string)

@@ -10,6 +10,7 @@ import (
 	"debug/elf"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,9 +34,16 @@ import (
 // pre-clean delete them by the app's label.
 const prodKinds = "deployment,service,horizontalpodautoscaler,poddisruptionbudget,networkpolicy"
 
-func deleteProduction() {
-	exec.Command("kubectl", "delete", prodKinds, "-n", namespace, "-l", selector, "--wait=false").Run()
-	exec.Command("kubectl", "delete", "pod", "-n", namespace, "-l", "app.kubernetes.io/name=askeladden-loadgen", "--wait=false").Run()
+func deleteProduction(t *testing.T) {
+	bestEffort(t, "kubectl", "delete", prodKinds, "-n", namespace, "-l", selector, "--ignore-not-found", "--wait=false")
+	bestEffort(t, "kubectl", "delete", "pod", "-n", namespace, "-l", "app.kubernetes.io/name=askeladden-loadgen", "--ignore-not-found", "--wait=false")
+}
+
+// bestEffort runs a clean-up command; a failure is logged, not fatal.
+func bestEffort(t *testing.T, name string, args ...string) {
+	if out, err := runErr(time.Minute, "", nil, name, args...); err != nil {
+		t.Logf("clean-up %s %s: %v\n%s", name, strings.Join(args, " "), err, tail(out, 5))
+	}
 }
 
 const arm64Image = "askeladden:e2e-arm64"
@@ -65,7 +73,7 @@ func testArm64Image(t *testing.T, dir string) {
 
 	// The image's files, through a container that is created, never run.
 	cid := strings.TrimSpace(run(t, time.Minute, "", nil, "docker", "create", "--platform", "linux/arm64", arm64Image))
-	defer exec.Command("docker", "rm", "-f", cid).Run()
+	defer bestEffort(t, "docker", "rm", "-f", cid)
 	files, binary := exportedFiles(t, cid, "askeladden")
 	for _, f := range files {
 		if base := filepath.Base(f); slices.Contains([]string{"sh", "bash", "ash", "dash", "busybox"}, base) {
@@ -110,7 +118,7 @@ func exportedFiles(t *testing.T, cid, want string) ([]string, []byte) {
 	tr := tar.NewReader(out)
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -463,7 +471,9 @@ func startLoadgen(t *testing.T, name string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl create loadgen pod: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("kubectl", "delete", "pod", name, "-n", namespace, "--wait=false").Run() })
+	t.Cleanup(func() {
+		bestEffort(t, "kubectl", "delete", "pod", name, "-n", namespace, "--ignore-not-found", "--wait=false")
+	})
 }
 
 type loadResult struct {

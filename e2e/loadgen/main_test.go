@@ -19,7 +19,7 @@ func TestLoadCountsFailures(t *testing.T) {
 			http.Error(w, "no", http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ok\n"))
 	}))
 	defer srv.Close()
 	var out, errOut bytes.Buffer
