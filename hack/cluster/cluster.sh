@@ -239,6 +239,20 @@ setup_host_network() {
 	# kube-proxy turns route_localnet on for NodePorts on localhost; remember the
 	# value it found so that `down` can put it back.
 	[ -f "$D/route_localnet.orig" ] || sysctl -n net.ipv4.conf.all.route_localnet >"$D/route_localnet.orig"
+	# dockerd sets the FORWARD policy to DROP. A pod calling a Service whose
+	# endpoint is on the same bridge is routed through the host (DNAT to the
+	# pod IP, back out the bridge), and kube-proxy accepts only what it
+	# marked for masquerading or what is already established: without these
+	# rules, pod-to-Service traffic is dropped (host-to-pod is not forwarded,
+	# so the NodePort and the apiserver never showed it). The same two rules
+	# dockerd keeps for docker0, in a chain of our own that `down` removes.
+	local chain=ASKELADDEN-FORWARD
+	iptables -N "$chain" 2>/dev/null || true
+	iptables -C "$chain" -i "$CNI_BRIDGE" -o "$CNI_BRIDGE" -j ACCEPT 2>/dev/null ||
+		iptables -A "$chain" -i "$CNI_BRIDGE" -o "$CNI_BRIDGE" -j ACCEPT
+	iptables -C "$chain" -i "$CNI_BRIDGE" ! -o "$CNI_BRIDGE" -j ACCEPT 2>/dev/null ||
+		iptables -A "$chain" -i "$CNI_BRIDGE" ! -o "$CNI_BRIDGE" -j ACCEPT
+	iptables -C FORWARD -j "$chain" 2>/dev/null || iptables -I FORWARD 1 -j "$chain"
 }
 
 start_containerd() {
@@ -649,6 +663,7 @@ teardown() {
 	fi
 	# kube-proxy --cleanup leaves kubelet's own chains (KUBE-FIREWALL, canaries).
 	purge_iptables iptables 'KUBE-[A-Z0-9-]+'
+	purge_iptables iptables 'ASKELADDEN-FORWARD'
 	purge_iptables ip6tables 'KUBE-[A-Z0-9-]+'
 	if [ -f "$D/route_localnet.orig" ]; then
 		sysctl -qw net.ipv4.conf.all.route_localnet="$(cat "$D/route_localnet.orig")" || true
