@@ -35,6 +35,8 @@ func TestInnerLoop(t *testing.T) {
 		{"TiltCI", testTiltCI},
 		{"LiveUpdate", testLiveUpdate},
 		{"TiltDown", testTiltDown},
+		{"BinaryTestsOn", testBinaryTestsOn},
+		{"TiltDownBinary", testTiltDown},
 		{"Restricted", testRestricted},
 		{"NetworkPolicy", testNetworkPolicy},
 		// production_test.go: what `kubectl apply -k k8s/` runs.
