@@ -1,9 +1,12 @@
 //go:build e2e
 
 // Package e2e proves the inner loop on a real cluster: the production
-// image, tilt ci, live update, a full rebuild, tilt down, and a rolling
-// update under load. It expects a cluster that looks like microk8s with
-// its registry add-on (hack/cluster/cluster.sh up makes one) and KUBECONFIG set.
+// image (and its arm64 build), tilt ci, live update, a full rebuild, tilt
+// down, and production as `kubectl apply -k k8s/` runs it: the HPA on
+// metrics-server, evictions against the disruption budget, a rolling
+// update under load and a scale out. It expects a cluster that looks like
+// microk8s with its registry and metrics-server add-ons
+// (hack/cluster/cluster.sh up makes one) and KUBECONFIG set.
 //
 //	bash hack/cluster/cluster.sh up
 //	export KUBECONFIG=/tmp/askeladden-cluster/kubeconfig PATH=~/.cache/askeladden/bin:$PATH
