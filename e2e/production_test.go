@@ -515,7 +515,8 @@ func testRollingUpdate(t *testing.T, dir string) {
 	target := "http://" + clusterIP + ":" + port + "/"
 
 	// Bounded: 4 workers, one request each per 20 ms, at most 3000 each
-	// and 90 s; the rollout takes about 20 s of it.
+	// (about a minute) and 90 s. The rollout and the old pods' drain take
+	// 10 to 15 s of it; the margin is for a slower machine.
 	name := fmt.Sprintf("loadgen-%d", time.Now().Unix())
 	const loadFor = 90 * time.Second
 	startLoadgen(t, name, "-url", target, "-workers", "4", "-max", "3000", "-interval", "20ms", "-duration", loadFor.String())
