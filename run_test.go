@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,98 +19,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ornlu-is/askeladden/internal/devloop"
 )
-
-type syncBuffer = devloop.Buffer
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	port, err := devloop.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-func envFunc(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-// waitReady polls /readyz until it answers 200 or the deadline passes.
-func waitReady(t testing.TB, base string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s/readyz not ready within %s", base, within)
-}
-
-type running struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-	out    *syncBuffer
-}
-
-func startRun(t *testing.T, env map[string]string, args ...string) *running {
-	t.Helper()
-	port := freePort(t)
-	if env == nil {
-		env = map[string]string{}
-	}
-	env["PORT"] = strconv.Itoa(port)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{base: fmt.Sprintf("http://127.0.0.1:%d", port), cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
-	go func() { r.done <- run(ctx, append([]string{"askeladden"}, args...), envFunc(env), r.out, r.out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(15 * time.Second):
-			t.Error("run did not return within 15s of cancel")
-		}
-	})
-	waitReady(t, r.base, 10*time.Second)
-	return r
-}
-
-func (r *running) stop(t *testing.T) error {
-	t.Helper()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		r.done <- err // leave it for Cleanup
-		return err
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return within 15s of cancel")
-		return nil
-	}
-}
-
-func get(t *testing.T, url string, header ...string) (int, string, http.Header) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
 
 func TestRunEndToEnd(t *testing.T) {
 	r := startRun(t, map[string]string{"LOG_FORMAT": "json"})
@@ -133,7 +40,7 @@ func TestRunEndToEnd(t *testing.T) {
 	var msgs []string
 	for sc.Scan() {
 		var line struct{ Msg string }
-		if err := jsonUnmarshal(sc.Bytes(), &line); err != nil {
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("LOG_FORMAT=json printed a non-JSON line %q", sc.Text())
 		}
 		msgs = append(msgs, line.Msg)
@@ -144,59 +51,10 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("logs %v lack %q", msgs, want)
 		}
 	}
-	if _, err := http.Get(r.base + "/healthz"); err == nil {
+	if resp, err := http.Get(r.base + "/healthz"); err == nil {
+		resp.Body.Close()
 		t.Error("server still answers after run returned")
 	}
-}
-
-func TestConfigErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		args    []string
-		wantMsg string
-	}{
-		{"bad PORT", map[string]string{"PORT": "eighty"}, nil, `invalid PORT "eighty": want an integer from 0 to 65535`},
-		{"PORT out of range", map[string]string{"PORT": "70000"}, nil, `invalid PORT "70000"`},
-		{"bad LOG_FORMAT", map[string]string{"LOG_FORMAT": "xml"}, nil, `invalid LOG_FORMAT "xml": want text or json`},
-		{"bad LOG_LEVEL", map[string]string{"LOG_LEVEL": "loud"}, nil, `invalid LOG_LEVEL "loud": want debug, info, warn or error`},
-		{"bad SHUTDOWN_TIMEOUT", map[string]string{"SHUTDOWN_TIMEOUT": "10"}, nil, `invalid SHUTDOWN_TIMEOUT "10": want a non-negative Go duration`},
-		{"negative DRAIN_DELAY", map[string]string{"DRAIN_DELAY": "-1s"}, nil, `invalid DRAIN_DELAY "-1s"`},
-		{"bad ASKELADDEN_DEV", map[string]string{"ASKELADDEN_DEV": "maybe"}, nil, `invalid ASKELADDEN_DEV "maybe": want 1, 0, true or false`},
-		{"bad flag value", nil, []string{"-port", "x"}, `invalid value "x" for flag -port: want an integer`},
-		{"unknown flag", nil, []string{"-verbose"}, "flag provided but not defined: -verbose"},
-		{"stray argument", nil, []string{"serve"}, `unexpected argument "serve"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), append([]string{"askeladden"}, tt.args...), envFunc(tt.env), &out, &out)
-			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) || strings.Contains(err.Error(), "\n") {
-				t.Fatalf("err = %v, want one line containing %q", err, tt.wantMsg)
-			}
-			if exitCode(err) != 2 {
-				t.Errorf("exit code = %d, want 2", exitCode(err))
-			}
-		})
-	}
-
-	t.Run("flag overrides env", func(t *testing.T) {
-		cfg, err := parseConfig([]string{"x", "-port", "9000", "-dev"}, envFunc(map[string]string{"PORT": "8000"}), io.Discard)
-		if err != nil || cfg.port != 9000 || !cfg.dev || cfg.shutdownTimeout != 10*time.Second || cfg.logLevel != slog.LevelInfo {
-			t.Errorf("cfg = %+v, err %v", cfg, err)
-		}
-	})
-	t.Run("help", func(t *testing.T) {
-		var out bytes.Buffer
-		if err := run(context.Background(), []string{"askeladden", "-h"}, envFunc(nil), &out, &out); err != nil {
-			t.Fatalf("-h returned %v, want nil", err)
-		}
-		for _, want := range []string{"Usage:", "-port", "PORT", "-drain-delay", "DRAIN_DELAY", "-healthcheck"} {
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("usage lacks %q:\n%s", want, out.String())
-			}
-		}
-	})
 }
 
 func TestPortInUse(t *testing.T) {
@@ -233,11 +91,40 @@ func TestHealthcheckMode(t *testing.T) {
 }
 
 func TestHTTPLimits(t *testing.T) {
-	r := startRun(t, nil)
-	addr := strings.TrimPrefix(r.base, "http://")
+	t.Parallel()
+	cfg, err := parseConfig([]string{"askeladden"}, envFunc(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.http != defaultHTTPLimits || cfg.http.readHeaderTimeout != 5*time.Second || cfg.http.maxHeaderBytes != 16<<10 {
+		t.Fatalf("parseConfig's HTTP limits = %+v, want the defaults: 5s for headers, 16 KiB of them", cfg.http)
+	}
+	// The real server with the real limits, but a slow client is cut off
+	// after 300 ms instead of 5 s, so the test need not wait that long.
+	cfg.http.readHeaderTimeout = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	life := newLifecycle()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, ln, newServer(logger, life, newRegistry(), readBuild(time.Now()), false), life, cfg, logger)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	addr := ln.Addr().String()
+	base := "http://" + addr
+	waitReady(t, base, 5*time.Second)
 
 	t.Run("oversized headers get 431", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", r.base+"/", nil)
+		req, _ := http.NewRequest("GET", base+"/", nil)
 		req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -259,11 +146,16 @@ func TestHTTPLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Never finish the headers; the server must hang up on its own.
-		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
 		_, err = io.ReadAll(conn)
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			t.Fatalf("server kept a header-less connection open for %s", time.Since(start))
+		}
+		if took := time.Since(start); took < cfg.http.readHeaderTimeout {
+			t.Errorf("slow client cut off after %s, before the %s header timeout", took, cfg.http.readHeaderTimeout)
 		}
 		t.Logf("slow client cut off after %s", time.Since(start).Round(time.Millisecond))
 	})
@@ -271,12 +163,12 @@ func TestHTTPLimits(t *testing.T) {
 
 // slowHandler wraps the real server with one slow route, so a request can
 // be held in flight across a shutdown.
-func slowHandler(h http.Handler, started chan<- struct{}) http.Handler {
+func slowHandler(h http.Handler, started chan<- struct{}, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			started <- struct{}{}
-			time.Sleep(1500 * time.Millisecond)
-			io.WriteString(w, "slow done\n")
+			time.Sleep(d)
+			_, _ = io.WriteString(w, "slow done\n")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -284,9 +176,10 @@ func slowHandler(h http.Handler, started chan<- struct{}) http.Handler {
 }
 
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	life := newLifecycle()
-	h := newServer(logger, life, newRegistry(), readBuild(time.Now(), envFunc(nil)), false)
+	h := newServer(logger, life, newRegistry(), readBuild(time.Now()), false)
 	started := make(chan struct{}, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -294,9 +187,11 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	base := "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := config{drainDelay: 500 * time.Millisecond, shutdownTimeout: 5 * time.Second}
+	// The slow request outlasts the drain delay, so it is still in flight
+	// when the server stops accepting and Shutdown must wait for it.
+	cfg := config{drainDelay: 200 * time.Millisecond, shutdownTimeout: 5 * time.Second}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, slowHandler(h, started), life, cfg, logger) }()
+	go func() { done <- serve(ctx, ln, slowHandler(h, started, 3*cfg.drainDelay), life, cfg, logger) }()
 	waitReady(t, base, 5*time.Second)
 
 	// Concurrent clients keep going through the shutdown. A request that
@@ -329,7 +224,7 @@ func TestGracefulShutdown(t *testing.T) {
 					}
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
 					ok.Add(1)
@@ -388,6 +283,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestShutdownTimeoutCutsOff(t *testing.T) {
+	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	life := newLifecycle()
 	started := make(chan struct{}, 1)
@@ -395,9 +291,13 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, ln, slowHandler(http.NotFoundHandler(), started), life, config{shutdownTimeout: 100 * time.Millisecond}, logger)
+		done <- serve(ctx, ln, slowHandler(http.NotFoundHandler(), started, 1500*time.Millisecond), life, config{shutdownTimeout: 100 * time.Millisecond}, logger)
 	}()
-	go http.Get("http://" + ln.Addr().String() + "/slow")
+	go func() {
+		if resp, err := http.Get("http://" + ln.Addr().String() + "/slow"); err == nil {
+			resp.Body.Close()
+		}
+	}()
 	<-started
 	cancel()
 	err := <-done
@@ -406,53 +306,11 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 	}
 }
 
-// The signal path needs a real process: build the binary once.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "askeladden-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "askeladden")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func startBinary(t *testing.T, env ...string) (*exec.Cmd, string, *syncBuffer) {
-	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command(buildBinary(t))
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), append(env, "PORT="+strconv.Itoa(port))...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, base, 10*time.Second)
-	return cmd, base, out
-}
-
 func TestSignals(t *testing.T) {
+	t.Parallel()
 	t.Run("SIGTERM drains and exits 0", func(t *testing.T) {
 		cmd, base, out := startBinary(t, "DRAIN_DELAY=300ms")
-		cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		time.Sleep(100 * time.Millisecond)
 		if code, _, _ := get(t, base+"/readyz"); code != 503 {
 			t.Errorf("/readyz after SIGTERM = %d, want 503", code)
@@ -463,10 +321,10 @@ func TestSignals(t *testing.T) {
 	})
 	t.Run("second signal exits at once", func(t *testing.T) {
 		cmd, _, out := startBinary(t, "DRAIN_DELAY=30s")
-		cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Process.Signal(syscall.SIGINT)
 		time.Sleep(200 * time.Millisecond)
 		start := time.Now()
-		cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("second signal took %s to end the process", took)
@@ -477,8 +335,7 @@ func TestSignals(t *testing.T) {
 		}
 	})
 	t.Run("config error exits 2 with one line", func(t *testing.T) {
-		cmd := exec.Command(buildBinary(t))
-		cmd.Env = append(os.Environ(), "LOG_LEVEL=chatty")
+		cmd := serverCommand("LOG_LEVEL=chatty")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
@@ -491,5 +348,3 @@ func TestSignals(t *testing.T) {
 		}
 	})
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

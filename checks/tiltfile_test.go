@@ -1,4 +1,4 @@
-package main
+package checks
 
 import (
 	"encoding/json"
@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ornlu-is/askeladden/hack/devloop"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -36,7 +38,7 @@ func tiltBinary(t *testing.T) string {
 			return c
 		}
 	}
-	needTool(t, false, "Tilt", "build it with `bash hack/build-tilt.sh` (Tilt v0.37.6 from the Go module proxy, into ~/.cache/askeladden/bin), or put tilt on PATH")
+	devloop.NeedTool(t, false, "Tilt", "build it with `bash hack/build-tilt.sh` (Tilt v0.37.6 from the Go module proxy, into ~/.cache/askeladden/bin), or put tilt on PATH")
 	return ""
 }
 
@@ -78,6 +80,7 @@ type tiltResult struct {
 			UpdateCmdSpec *struct {
 				Args []string `json:"args"`
 			}
+			AllowParallel bool
 		}
 	}
 	DefaultRegistry *struct {
@@ -118,6 +121,7 @@ func tiltfileResult(t *testing.T, tiltfile string, args ...string) (int, tiltRes
 		cmdArgs = append(append(cmdArgs, "--"), args...)
 	}
 	cmd := exec.Command(tiltBinary(t), cmdArgs...)
+	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+microk8sKubeconfig(t), "TILT_DISABLE_ANALYTICS=1")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -273,17 +277,65 @@ func TestTiltfileFlags(t *testing.T) {
 
 func TestBrokenTiltfileIsReported(t *testing.T) {
 	dir := t.TempDir()
-	good, err := os.ReadFile("Tiltfile")
+	good, err := os.ReadFile(filepath.Join(repoRoot, "Tiltfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	broken := filepath.Join(dir, "Tiltfile")
-	os.WriteFile(broken, append(good, []byte("\nk8s_resource('no-such-resource', port_forwards=8090)\n")...), 0o644)
+	if err := os.WriteFile(broken, append(good, []byte("\nk8s_resource('no-such-resource', port_forwards=8090)\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, _ := tiltfileResult(t, broken); code != 5 {
 		t.Errorf("a Tiltfile naming a missing resource: exit %d, want 5", code)
 	}
-	os.WriteFile(broken, []byte("docker_build('askeladden', '.'\n"), 0o644)
+	if err := os.WriteFile(broken, []byte("docker_build('askeladden', '.'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, _ := tiltfileResult(t, broken); code != 5 {
 		t.Errorf("a Tiltfile with a syntax error: exit %d, want 5", code)
+	}
+}
+
+// TestTiltfileTestsStayOutOfTheWay holds the settings that keep a save from
+// waiting for tests: Tilt runs a local_resource without allow_parallel only
+// when nothing else updates, so compile would queue behind the unit tests
+// the previous save started; and the tests yield the CPU to the build.
+func TestTiltfileTestsStayOutOfTheWay(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^(go test [^#\n]*?)\s+# the tests$`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no line `go test ...  # the tests` in its quick start")
+	}
+	wantTests := "nice -n 19 " + strings.Replace(string(m[1]), "go test ", "go test -short ", 1)
+
+	for _, args := range [][]string{nil, {"--strategy=binary"}} {
+		code, res, stderr := tiltfileResult(t, "Tiltfile", args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d:\n%s", args, code, stderr)
+		}
+		seen := map[string]bool{}
+		for _, m := range res.Manifests {
+			seen[m.Name] = true
+			switch m.Name {
+			case "compile":
+				if !m.DeployTarget.AllowParallel {
+					t.Errorf("%v: compile has no allow_parallel: each save's build would wait for the tests", args)
+				}
+			case "unit-tests":
+				if !m.DeployTarget.AllowParallel {
+					t.Errorf("%v: unit-tests has no allow_parallel", args)
+				}
+				cmd := m.DeployTarget.UpdateCmdSpec
+				if cmd == nil || len(cmd.Args) != 3 || cmd.Args[2] != wantTests {
+					t.Errorf("%v: unit-tests runs %+v, want %q (the README's test command, -short, at the lowest priority)", args, cmd, wantTests)
+				}
+			}
+		}
+		if !seen["unit-tests"] || (len(args) > 0 && !seen["compile"]) {
+			t.Errorf("%v: resources %v, want unit-tests (and compile for the binary strategy)", args, manifestNames(res))
+		}
 	}
 }

@@ -2,8 +2,8 @@
 // to the first HTTP response that carries it, for each way of running the
 // service, side by side in one run.
 //
-//	go run ./hack/loopbench              # air and the floor, 10 edits each
-//	go run ./hack/loopbench -modes all   # also Tilt, given a cluster (see README)
+//	go run ./hack/bench/loopbench              # air and the floor, 10 edits each
+//	go run ./hack/bench/loopbench -modes all   # also Tilt, given a cluster (see README)
 package main
 
 import (
@@ -22,7 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ornlu-is/askeladden/internal/devloop"
+	"github.com/ornlu-is/askeladden/hack/bench/stats"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 func main() {
@@ -95,12 +96,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(root, "quote.go")); err != nil {
 		return usageError("run loopbench from the project root (no quote.go here)")
 	}
-	var log io.Writer = io.Discard
+	log := io.Discard
 	if *verbose {
 		log = stderr
 	}
 
-	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: devloop.DescribeMachine(), Edits: *n}
+	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: stats.DescribeMachine(), Edits: *n}
 	samples := make([][]time.Duration, len(selected))
 	var shared []int
 	for i, m := range selected {
@@ -119,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for i, m := range selected {
-		s, err := devloop.Summarize(samples[i])
+		s, err := stats.Summarize(samples[i])
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
@@ -321,7 +322,7 @@ func (a *airLoop) edit(ctx context.Context, q string) (time.Duration, error) {
 }
 
 func (a *airLoop) stop() {
-	a.air.Stop(15 * time.Second)
+	_ = a.air.Stop(15 * time.Second)
 	os.RemoveAll(a.air.Dir)
 }
 
@@ -341,7 +342,7 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 			return nil, usageError("tilt is not on PATH: run `bash hack/build-tilt.sh` and add ~/.cache/askeladden/bin to PATH")
 		}
 		if os.Getenv("KUBECONFIG") == "" {
-			return nil, usageError("KUBECONFIG is not set: the tilt modes need a cluster (bash hack/cluster.sh up)")
+			return nil, usageError("KUBECONFIG is not set: the tilt modes need a cluster (bash hack/cluster/cluster.sh up)")
 		}
 		dir, err := os.MkdirTemp("", "loopbench-tilt")
 		if err != nil {
@@ -392,18 +393,18 @@ func (l *tiltLoop) stop() {
 }
 
 type config struct {
-	Name    string          `json:"name"`
-	About   string          `json:"about"`
-	Summary devloop.Summary `json:"summary"`
+	Name    string        `json:"name"`
+	About   string        `json:"about"`
+	Summary stats.Summary `json:"summary"`
 	// MedianVsFloor is this configuration's median over the floor's.
 	MedianVsFloor float64 `json:"median_vs_floor,omitempty"`
 }
 
 type results struct {
-	Date    string          `json:"date"`
-	Machine devloop.Machine `json:"machine"`
-	Edits   int             `json:"edits_per_config"`
-	Configs []config        `json:"configs"`
+	Date    string        `json:"date"`
+	Machine stats.Machine `json:"machine"`
+	Edits   int           `json:"edits_per_config"`
+	Configs []config      `json:"configs"`
 	// NaiveVsLiveUpdate is tilt-naive's median over the default
 	// live_update strategy's: what live_update saves.
 	NaiveVsLiveUpdate float64 `json:"naive_vs_live_update,omitempty"`

@@ -1,37 +1,37 @@
-package main
+package checks
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/ornlu-is/askeladden/internal/devloop"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
-
-// needTool skips outside CI and fails in CI when a tool is missing.
-var needTool = devloop.NeedTool
 
 // startAirCopy runs the real laptop loop, `go tool air`, in a scratch copy
 // of this project and waits until it serves the quote.
-func startAirCopy(t *testing.T) (*devloop.Air, string, *syncBuffer) {
+func startAirCopy(t *testing.T) (*devloop.Air, string, *devloop.Buffer) {
 	t.Helper()
 	skipShort(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("the air loop test reads /proc to find the server processes")
 	}
 	dir := t.TempDir()
-	if err := devloop.CopyProject(".", dir); err != nil {
+	if err := devloop.CopyProject(repoRoot, dir); err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
-	air, err := devloop.StartAir(dir, freePort(t), log)
+	log := &devloop.Buffer{}
+	port, err := devloop.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	air, err := devloop.StartAir(dir, port, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +56,29 @@ func TestAirLoop(t *testing.T) {
 	if err != nil || len(before) != 1 {
 		t.Fatalf("want exactly one server process from %s, got %v (%v)", air.Binary(), before, err)
 	}
-	if code, body, _ := get(t, base+"/", "Accept", "text/html"); code != 200 || !strings.Contains(body, devScriptPath) {
+	if code, body := get(t, base+"/", "Accept", "text/html"); code != 200 || !strings.Contains(body, "/_dev/reload.js") {
 		t.Errorf("dev mode is not on under air: GET / as a browser = %d, no reload script", code)
+	}
+
+	// Test code, the checks and the dev tooling are not the server: saving
+	// them must not restart it. air debounces for 10 ms; a second is ample
+	// for a restart to have begun.
+	for _, f := range []string{"helpers_test.go", "checks/manifests_test.go", "hack/devloop/devloop.go", "devimage/devrun/main.go"} {
+		p := filepath.Join(air.Dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pkg := "x"
+		if filepath.Dir(f) == "." {
+			pkg = "main"
+		}
+		if err := os.WriteFile(p, []byte("package "+pkg+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	if now, _ := devloop.PIDsRunning(air.Binary()); len(now) != 1 || now[0] != before[0] {
+		t.Fatalf("saving test or tooling files restarted the server: pids %v, before %v\n%s", now, before, log)
 	}
 
 	const edited = "Listen, strange women lying in ponds distributing swords is no basis for a system of government."
@@ -71,7 +92,7 @@ func TestAirLoop(t *testing.T) {
 		t.Fatalf("%v\nair log:\n%s", err, log)
 	}
 	t.Logf("edit served after %s", time.Since(wrote).Round(time.Millisecond))
-	if code, body, _ := get(t, base+"/"); code != 200 || body != edited+"\n" {
+	if code, body := get(t, base+"/"); code != 200 || body != edited+"\n" {
 		t.Errorf("after the edit GET / = %d %q", code, body)
 	}
 
@@ -100,54 +121,9 @@ func TestAirLoop(t *testing.T) {
 	}
 }
 
-// skipShort keeps `go test -short` (Tilt's unit-test resource) fast: the
-// dev-loop tests build the server several times.
-func skipShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping a dev-loop test that rebuilds the server")
-	}
-}
-
-func chromiumPath() (string, bool) {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p, true
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, true
-		}
-	}
-	return "", false
-}
-
-// newBrowser starts headless Chromium with the flags that keep it off the
-// network (this machine has none beyond loopback) and quiet.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path, ok := chromiumPath()
-	needTool(t, ok, "Chromium", "install Debian's package (apt-get install chromium) or set CHROMIUM to a Chrome binary")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root in a VM: Chromium's sandbox needs a non-root user
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	return ctx
-}
-
 func TestDevReloadInBrowser(t *testing.T) {
 	skipShort(t)
-	ctx := newBrowser(t)
+	ctx := devloop.NewBrowser(t)
 	air, base, log := startAirCopy(t)
 
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(base+"/")); err != nil {
@@ -181,9 +157,7 @@ func TestDevReloadInBrowser(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("page still shows %q 30s after the new server was ready", shown)
 		}
-		ectx, ecancel := context.WithTimeout(ctx, 2*time.Second)
-		shown, _ = chromedp.Run(ectx, chromedp.Evaluate[string](`(document.getElementById("quote") || {}).textContent || ""`))
-		ecancel()
+		shown = devloop.PageQuote(ctx)
 		if shown != edited {
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -192,13 +166,4 @@ func TestDevReloadInBrowser(t *testing.T) {
 	if still, _ := chromedp.Run(ctx, chromedp.Evaluate[bool]("window.__loadedOnce === true")); still {
 		t.Error("the quote changed without a page reload: the test expected the page to reload itself")
 	}
-}
-
-func answers(url string) bool {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get(url)
-	if err == nil {
-		resp.Body.Close()
-	}
-	return err == nil
 }

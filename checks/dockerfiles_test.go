@@ -1,7 +1,8 @@
-package main
+package checks
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,7 +23,7 @@ type dockerfile struct {
 // that will build it.
 func parseDockerfile(t *testing.T, path string) dockerfile {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(filepath.Join(repoRoot, path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 // under wrk, memory under load, cold start to ready, and requests dropped
 // by a SIGTERM under load.
 //
-//	go run ./hack/servebench            # needs wrk (apt-get install wrk)
+//	go run ./hack/bench/servebench            # needs wrk (apt-get install wrk)
 package main
 
 import (
@@ -25,7 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ornlu-is/askeladden/internal/devloop"
+	"github.com/ornlu-is/askeladden/hack/bench/stats"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 const quote = "Strange women lying in ponds distributing swords is no basis for a system of government.\n"
@@ -36,7 +37,7 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "-bare-serve" {
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			io.WriteString(w, quote)
+			_, _ = io.WriteString(w, quote)
 		})
 		if err := http.ListenAndServe("127.0.0.1:"+os.Args[2], nil); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -122,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	wrkVersion, _ := exec.Command(wrk, "--version").CombinedOutput()
 
-	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: devloop.DescribeMachine().String(), Wrk: strings.SplitN(string(wrkVersion), "\n", 2)[0], Load: map[string]loadResult{}}
+	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: stats.DescribeMachine().String(), Wrk: strings.SplitN(string(wrkVersion), "\n", 2)[0], Load: map[string]loadResult{}}
 	servers := []struct {
 		name string
 		cmd  func(port int) *exec.Cmd
@@ -150,7 +151,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for name, acc := range res.Load {
-		acc.RPS = devloop.Median(acc.RawRPS)
+		acc.RPS = stats.Median(acc.RawRPS)
 		acc.P50MS /= float64(acc.Rounds)
 		acc.P99MS /= float64(acc.Rounds)
 		res.Load[name] = acc
@@ -165,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		res.StartupMS = append(res.StartupMS, float64(d.Microseconds())/1000)
 	}
-	res.StartupMedMS = devloop.Median(res.StartupMS)
+	res.StartupMedMS = stats.Median(res.StartupMS)
 
 	fmt.Fprintf(stderr, "servebench: %d SIGTERM-under-load runs\n", *sigterms)
 	for i := 0; i < *sigterms; i++ {
@@ -207,11 +208,11 @@ func waitReady(url string, within time.Duration) error {
 func stopProcess(c *exec.Cmd) {
 	_ = c.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }()
+	go func() { _ = c.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
-		c.Process.Kill()
+		_ = c.Process.Kill()
 		<-done
 	}
 }
@@ -260,7 +261,7 @@ func loadOnce(ctx context.Context, wrk string, mk func(int) *exec.Cmd, dur time.
 	close(stopSampling)
 	wg.Wait()
 	if err != nil {
-		return lr, fmt.Errorf("wrk: %v\n%s", err, out)
+		return lr, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
 	m := rpsLine.FindSubmatch(out)
 	if m == nil {
@@ -339,7 +340,7 @@ func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
 	go func() { exited <- c.Wait() }()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	if err := waitReady(url+"readyz", 10*time.Second); err != nil {
-		c.Process.Kill()
+		_ = c.Process.Kill()
 		return 0, 0, false, err
 	}
 	var signalledAt atomic.Int64
@@ -356,7 +357,7 @@ func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
 				s.Add(1)
 				resp, err := client.Get(url)
 				if err == nil {
-					io.Copy(io.Discard, resp.Body)
+					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if resp.StatusCode == 200 {
 						continue
@@ -373,13 +374,13 @@ func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	signalledAt.Store(time.Now().UnixNano())
-	c.Process.Signal(syscall.SIGTERM)
+	_ = c.Process.Signal(syscall.SIGTERM)
 	wg.Wait()
 	select {
 	case err := <-exited:
 		return s.Load(), d.Load(), err == nil, nil
 	case <-time.After(20 * time.Second):
-		c.Process.Kill()
+		_ = c.Process.Kill()
 		return s.Load(), d.Load(), false, nil
 	}
 }

@@ -1,12 +1,12 @@
 // Package devloop drives the inner loop the way a developer does: copy the
-// project, run its watcher, edit the quote, and wait for the new one to be
-// served. The dev-loop tests and the loop benchmark share it.
+// project, run its watcher (air, tilt up), edit the quote, and wait for the
+// new one to be served, in a page too. The checks, the e2e suite and the
+// loop benchmark share it.
 package devloop
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,13 +15,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -64,7 +62,22 @@ func CopyProject(src, dst string) error {
 	return nil
 }
 
-var quoteLine = regexp.MustCompile(`(?m)^const quote = ".*"$`)
+var quoteLine = regexp.MustCompile(`(?m)^const quote = (".*")$`)
+
+// Quote reads the quote the service in dir serves, from its quote.go: the
+// one source of it for every check and test outside the service.
+func Quote(dir string) (string, error) {
+	p := filepath.Join(dir, "quote.go")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	m := quoteLine.FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("%s has no line `const quote = \"...\"`", p)
+	}
+	return strconv.Unquote(string(m[1]))
+}
 
 // SetQuote rewrites the quote constant in dir/quote.go in one write, as an
 // editor's save would.
@@ -222,81 +235,6 @@ func Alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-// Summary is the spread of one configuration's samples.
-type Summary struct {
-	N      int       `json:"n"`
-	MinMS  float64   `json:"min_ms"`
-	MedMS  float64   `json:"median_ms"`
-	P90MS  float64   `json:"p90_ms"`
-	MaxMS  float64   `json:"max_ms"`
-	Values []float64 `json:"samples_ms"`
-}
-
-// Summarize computes min, median, p90 (nearest rank) and max.
-func Summarize(samples []time.Duration) (Summary, error) {
-	if len(samples) == 0 {
-		return Summary{}, errors.New("no samples")
-	}
-	ms := make([]float64, len(samples))
-	for i, d := range samples {
-		ms[i] = float64(d.Microseconds()) / 1000
-	}
-	sorted := slices.Clone(ms)
-	slices.Sort(sorted)
-	n := len(sorted)
-	rank := (9*n + 9) / 10 // ceil(0.9 n)
-	return Summary{N: n, MinMS: sorted[0], MedMS: Median(ms), P90MS: sorted[rank-1], MaxMS: sorted[n-1], Values: ms}, nil
-}
-
-// Median is the middle value, or the mean of the two middle ones; 0 for
-// no values.
-func Median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	switch {
-	case n == 0:
-		return 0
-	case n%2 == 1:
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// Machine describes where a benchmark ran, for its report.
-type Machine struct {
-	CPU    string `json:"cpu"`
-	Cores  int    `json:"cores"`
-	MemGiB int    `json:"mem_gib"`
-	OS     string `json:"os"`
-	Go     string `json:"go"`
-}
-
-// DescribeMachine reads the CPU model and memory from /proc (Linux; left
-// unknown elsewhere) and the rest from the runtime.
-func DescribeMachine() Machine {
-	m := Machine{CPU: "unknown CPU", Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			m.MemGiB = (kb + 512*1024) / (1024 * 1024)
-		}
-	}
-	return m
-}
-
-func (m Machine) String() string {
-	return fmt.Sprintf("%s, %d cores, %d GiB, %s, %s", m.CPU, m.Cores, m.MemGiB, m.OS, m.Go)
-}
-
 // FreePort asks the kernel for a loopback port that is free right now.
 func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -356,10 +294,20 @@ func (b *Buffer) String() string {
 	return b.buf.String()
 }
 
+// TB is the part of testing.TB that NeedTool uses: this package is not
+// test code, so it does not import testing.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
 // NeedTool skips a test outside CI when a tool is missing, saying how to
 // get it, and fails it in CI (CI=true), where a skipped check would hide a
 // broken pipeline.
-func NeedTool(t testing.TB, ok bool, what, how string) {
+func NeedTool(t TB, ok bool, what, how string) {
 	t.Helper()
 	if ok {
 		return

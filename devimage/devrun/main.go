@@ -1,7 +1,13 @@
 // Command devrun is the restart mechanism of the "binary" dev strategy:
 // Tilt compiles on the host and syncs the binary into the pod; devrun runs
 // it, and when a new one lands, stops the old process gracefully (SIGTERM)
-// and starts the new one. Linux only: it waits on inotify, not a poll.
+// and starts the new one. Linux only: it waits on inotify, not a poll. It
+// lives in devimage/ because it runs only inside the dev image.
+//
+// It exists instead of Tilt's restart_process extension because Tilt fetches
+// extensions from a git repository when the Tiltfile loads, which an offline
+// machine or this CI cannot do, and because devrun drains the old server with
+// SIGTERM and never writes over a running executable.
 //
 //	devrun -watch /app/sync/askeladden -initial /app/askeladden -run-dir /app/run -- -dev
 //
@@ -143,7 +149,7 @@ func (s *supervisor) start(bin string) error {
 		return err
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	s.child, s.exited = cmd, exited
 	// Older copies are not running any more; keep the directory small.
 	if s.gen > 1 {

@@ -4,15 +4,15 @@
 # every piece is built or installed here (components from the Go module proxy,
 # the rest from Debian) and run as plain processes from one state directory.
 #
-#   hack/cluster.sh up       start (or finish starting) everything; idempotent
-#   hack/cluster.sh down     stop what `up` started and remove its traces
-#   hack/cluster.sh status   show each component; exit 0 only if all are up
-#   hack/cluster.sh build    only build the Kubernetes binaries (no root needed)
+#   hack/cluster/cluster.sh up       start (or finish starting) everything; idempotent
+#   hack/cluster/cluster.sh down     stop what `up` started and remove its traces
+#   hack/cluster/cluster.sh status   show each component; exit 0 only if all are up
+#   hack/cluster/cluster.sh build    only build the Kubernetes binaries (no root needed)
 #
-# See hack/README-cluster.md for the layout and the choices behind it.
+# See hack/cluster/README.md for the layout and the choices behind it.
 set -euo pipefail
-# shellcheck source=hack/lib.sh source-path=SCRIPTDIR/..
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=hack/lib.sh source-path=SCRIPTDIR/../..
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 D="$ASKELADDEN_CLUSTER_DIR"
 KUBECONFIG_FILE="$D/kubeconfig"
@@ -135,9 +135,9 @@ push_pause() {
 	mkdir -p "$w"
 	# Built in a throwaway module: the root go.mod may be mid-edit, and this
 	# program needs nothing but the standard library.
-	cp "$ASKELADDEN_ROOT/hack/pause/main.go" "$w/main.go"
+	cp "$ASKELADDEN_ROOT/hack/cluster/pause/main.go" "$w/main.go"
 	printf 'module pause\n\ngo 1.22\n' >"$w/go.mod"
-	(cd "$w" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o pause .) || die "building hack/pause failed"
+	(cd "$w" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o pause .) || die "building hack/cluster/pause failed"
 	cat >"$w/Dockerfile" <<'EOF'
 FROM scratch
 COPY pause /pause
@@ -146,8 +146,14 @@ ENTRYPOINT ["/pause"]
 EOF
 	log "pushing $PAUSE_IMAGE"
 	DOCKER_BUILDKIT=0 docker build -q -t "$PAUSE_IMAGE" -f "$w/Dockerfile" "$w" >/dev/null 2>"$w/build.log" ||
-		{ cat "$w/build.log" >&2; die "docker build of the pause image failed"; }
-	docker push "$PAUSE_IMAGE" >"$w/push.log" 2>&1 || { cat "$w/push.log" >&2; die "docker push $PAUSE_IMAGE failed"; }
+		{
+			cat "$w/build.log" >&2
+			die "docker build of the pause image failed"
+		}
+	docker push "$PAUSE_IMAGE" >"$w/push.log" 2>&1 || {
+		cat "$w/push.log" >&2
+		die "docker push $PAUSE_IMAGE failed"
+	}
 }
 
 setup_host_network() {
@@ -420,7 +426,7 @@ all_running() {
 }
 
 cmd_up() {
-	require_root "hack/cluster.sh up"
+	require_root "hack/cluster/cluster.sh up"
 	local start=$SECONDS
 	if [ -x "$ASKELADDEN_BIN/kubectl" ] && all_running; then
 		log "cluster already up (node $NODE_NAME Ready)"
@@ -431,7 +437,7 @@ cmd_up() {
 	clean_stale_state
 	mkdir -p "$D" "$ASKELADDEN_PIDS" "$ASKELADDEN_LOGS"
 	ensure_dockerd
-	bash "$ASKELADDEN_ROOT/hack/base-images.sh"
+	bash "$ASKELADDEN_ROOT/hack/cluster/base-images.sh"
 	build_kube
 	start_registry
 	push_pause
@@ -521,7 +527,10 @@ teardown() {
 	remove_containers
 	for ((i = ${#COMPONENTS[@]} - 1; i >= first; i--)); do
 		case "${COMPONENTS[i]}" in
-		containerd) remove_containers; stop_pid containerd ;;
+		containerd)
+			remove_containers
+			stop_pid containerd
+			;;
 		# Its graceful shutdown waits up to a minute for idle connections; the
 		# data it would protect is deleted below anyway.
 		kube-apiserver) stop_pid kube-apiserver 3 ;;
@@ -563,7 +572,7 @@ teardown() {
 
 cmd_down() {
 	[ -d "$D" ] || return 0
-	require_root "hack/cluster.sh down"
+	require_root "hack/cluster/cluster.sh down"
 	teardown 0
 	log "cluster down"
 }
@@ -595,14 +604,16 @@ cmd_status() {
 		elif [ "$c" = dockerd ] && docker_up; then
 			state="running (not started by cluster.sh)"
 		else
-			state="stopped"; ok=1
+			state="stopped"
+			ok=1
 		fi
 		printf '%-24s %s\n' "$c" "$state"
 	done
 	if [ -x "$ASKELADDEN_BIN/kubectl" ] && [ -f "$KUBECONFIG_FILE" ] && node_ready; then
 		printf '%-24s %s\n' "node $NODE_NAME" Ready
 	else
-		printf '%-24s %s\n' "node $NODE_NAME" "not Ready"; ok=1
+		printf '%-24s %s\n' "node $NODE_NAME" "not Ready"
+		ok=1
 	fi
 	return "$ok"
 }

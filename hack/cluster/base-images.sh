@@ -6,18 +6,18 @@
 #                                     this machine's /usr/local/go and CA bundle
 #   debian:bookworm-slim              the same Debian, without Go
 #
-# Runnable alone (starts dockerd if none answers; `hack/cluster.sh down` stops
+# Runnable alone (starts dockerd if none answers; `hack/cluster/cluster.sh down` stops
 # a dockerd started this way). Skips the work when the tag already carries the
 # same Go version and rootfs. Env: ASKELADDEN_DEBIAN_MIRROR overrides the mirror.
 set -euo pipefail
-# shellcheck source=hack/lib.sh source-path=SCRIPTDIR/..
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=hack/lib.sh source-path=SCRIPTDIR/../..
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-require_root "hack/base-images.sh"
+require_root "hack/cluster/base-images.sh"
 ensure_packages docker.io debootstrap ca-certificates
 ensure_dockerd
 
-GO_VERSION="$(go_version)"                 # e.g. go1.26.8
+GO_VERSION="$(go_version)" # e.g. go1.26.8
 GO_MINOR="$(sed -E 's/^go([0-9]+\.[0-9]+).*/\1/' <<<"$GO_VERSION")"
 GO_IMAGE="${ASKELADDEN_GO_IMAGE:-golang:$GO_MINOR-bookworm}"
 DEBIAN_IMAGE="debian:bookworm-slim"
@@ -38,12 +38,16 @@ if [ -f "$ROOTFS_TAR" ] && [ "$(label "$GO_IMAGE" org.askeladden.stamp)" = "$sta
 fi
 
 mirror() {
-	if [ -n "${ASKELADDEN_DEBIAN_MIRROR:-}" ]; then echo "$ASKELADDEN_DEBIAN_MIRROR"; return; fi
+	if [ -n "${ASKELADDEN_DEBIAN_MIRROR:-}" ]; then
+		echo "$ASKELADDEN_DEBIAN_MIRROR"
+		return
+	fi
 	# Use the mirror apt already uses: it is the one this network lets through.
 	local m
 	m="$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)"
 	[ -n "$m" ] || m="$(grep -hsE '^deb ' /etc/apt/sources.list | awk '{print $2}' | grep -v security | head -1)"
-	echo "${m:-http://deb.debian.org/debian}"
+	[ -n "$m" ] || die "no Debian mirror in apt's sources (/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list); set ASKELADDEN_DEBIAN_MIRROR"
+	echo "$m"
 }
 
 if [ ! -f "$ROOTFS_TAR" ]; then

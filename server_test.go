@@ -13,7 +13,7 @@ import (
 func bareQuote() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write(quoteText)
+		_, _ = w.Write(quoteText)
 	})
 }
 
@@ -23,7 +23,7 @@ func fullStack() http.Handler {
 	life := newLifecycle()
 	life.setReady()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return newServer(logger, life, newRegistry(), readBuild(time.Now(), envFunc(nil)), false)
+	return newServer(logger, life, newRegistry(), readBuild(time.Now()), false)
 }
 
 // discardWriter is a ResponseWriter that costs nothing, so the benchmark
@@ -33,9 +33,11 @@ type discardWriter struct {
 	code int
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Header() http.Header { return w.h }
+
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+func (w *discardWriter) WriteHeader(code int) { w.code = code }
 
 // BenchmarkQuote calls each handler directly: it isolates the cost the
 // Echo stack and middleware add to one request.
@@ -77,7 +79,7 @@ func BenchmarkQuoteHTTP(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
 					b.Fatalf("status %d", resp.StatusCode)
