@@ -76,6 +76,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// Watch the directory, not the file: a sync replaces the file, and a
 	// watch on the old inode would go quiet.
 	dir := filepath.Dir(s.watch)
+	// In the source strategy's debug image air makes this directory only
+	// when it first builds.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("inotify: %w", err)
