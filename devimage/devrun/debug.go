@@ -78,6 +78,10 @@ type debugger struct {
 	exited  chan struct{}
 	clients atomic.Int32
 	mu      sync.Mutex // one restart or release at a time
+	// gate holds clients' requests back while a restart halts and
+	// relaunches the target: a client answering the halt with a continue
+	// would otherwise run the old process again before Delve relaunches it.
+	gate sync.RWMutex
 }
 
 // start runs Delve on d.bin and waits until its API answers.
@@ -86,6 +90,9 @@ func (d *debugger) start() error {
 		"--api-version=2", "--listen=" + d.backend, d.bin, "--"}, d.args...)
 	cmd := exec.Command(d.dlv, args...)
 	cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
+	// Should devrun die without stopping it, Delve still stops, and takes
+	// the server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGINT}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start delve: %w", err)
 	}
@@ -153,6 +160,8 @@ func resume(c *rpc.Client) {
 func (d *debugger) restart() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.gate.Lock()
+	defer d.gate.Unlock()
 	c, err := d.dial()
 	if err != nil {
 		return err
@@ -240,7 +249,7 @@ func (d *debugger) relay(conn net.Conn) {
 	defer up.Close()
 	d.clients.Add(1)
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, conn); done <- struct{}{} }()
+	go func() { d.forward(up, conn); done <- struct{}{} }()
 	go func() { io.Copy(conn, up); done <- struct{}{} }()
 	<-done // either side closing ends the session
 	conn.Close()
@@ -248,6 +257,25 @@ func (d *debugger) relay(conn net.Conn) {
 	<-done
 	if d.clients.Add(-1) == 0 {
 		d.release()
+	}
+}
+
+// forward copies a client's requests to Delve, each through the gate.
+func (d *debugger) forward(up io.Writer, conn io.Reader) {
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 {
+			d.gate.RLock()
+			_, werr := up.Write(buf[:n])
+			d.gate.RUnlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
