@@ -511,7 +511,7 @@ func TestAirDebugLoop(t *testing.T) {
 		t.Fatal(".air.debug.toml does not run Delve on 127.0.0.1:2345")
 	}
 	// Port 2345 may be Tilt's forward on this machine: the test's own.
-	cfg = []byte(strings.Replace(string(cfg), "127.0.0.1:2345", fmt.Sprintf("127.0.0.1:%d", dlvPort), 1))
+	cfg = []byte(strings.Replace(string(cfg), "--listen=127.0.0.1:2345", fmt.Sprintf("--listen=127.0.0.1:%d", dlvPort), 1))
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,7 @@ var modes = []mode{
 	{"air", "go tool air on the laptop (.air.toml)", startAir, false},
 	{"tilt-source", "tilt up: live_update syncs the source, air rebuilds in the pod (the default)", tiltMode("--no-tests"), true},
 	{"tilt-binary", "tilt up -- --strategy=binary: compile on the host, sync the binary, devrun restarts", tiltMode("--no-tests", "--strategy=binary"), true},
+	{"tilt-source-debug", "tilt up -- --debug: the source strategy under Delve, a client attached that continues after each live update", tiltDebugMode, true},
 	{"tilt-naive", "tilt up -- --no-live-update: image rebuild and redeploy per edit", tiltMode("--no-tests", "--no-live-update"), true},
 }
 
@@ -130,6 +131,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printTable(stdout, res)
 	if res.NaiveVsLiveUpdate > 0 {
 		fmt.Fprintf(stdout, "\nnaive / live_update (tilt-naive / tilt-source medians): %.2fx\n", res.NaiveVsLiveUpdate)
+	}
+	if res.DebugVsSource > 0 {
+		fmt.Fprintf(stdout, "under Delve / plain (tilt-source-debug / tilt-source medians): %.2fx (goal: at most 1.5x)\n", res.DebugVsSource)
 	}
 	if err := res.write(*out); err != nil {
 		return err
@@ -332,6 +336,36 @@ type tiltLoop struct {
 	dir  string
 	tilt *devloop.Process
 	log  io.Writer
+	// Under --debug: the attached client and how to stop it.
+	dlv      *devloop.Delve
+	detach   context.CancelFunc
+	detached <-chan error
+}
+
+// tiltDebugMode is tilt-source with a debugger client attached through
+// the port-forward for the whole run, as an editor's would be: each live
+// update stops the new process at its entry until the client continues it,
+// and the client continues at once.
+func tiltDebugMode(ctx context.Context, o opts, log io.Writer) (loop, error) {
+	l, err := tiltMode("--no-tests", "--debug")(ctx, o, log)
+	if err != nil {
+		return nil, err
+	}
+	tl := l.(*tiltLoop)
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	d, err := devloop.DialDelve(dctx, "127.0.0.1:2345")
+	if err != nil {
+		tl.stop()
+		return nil, err
+	}
+	if _, err := d.Halt(); err != nil {
+		tl.stop()
+		return nil, fmt.Errorf("halt through the debugger: %w", err)
+	}
+	kctx, kcancel := context.WithCancel(context.Background())
+	tl.dlv, tl.detach, tl.detached = d, kcancel, d.KeepRunning(kctx)
+	return tl, nil
 }
 
 const tiltForward = "http://localhost:8090/"
@@ -380,6 +414,13 @@ func (l *tiltLoop) edit(ctx context.Context, q string) (time.Duration, error) {
 }
 
 func (l *tiltLoop) stop() {
+	if l.dlv != nil {
+		l.detach()
+		if err := <-l.detached; err != nil {
+			fmt.Fprintf(l.log, "loopbench: debugger client: %v\n", err)
+		}
+		_ = l.dlv.Disconnect(false)
+	}
 	down := exec.Command("tilt", "down")
 	down.Dir, down.Stdout, down.Stderr = l.dir, l.log, l.log
 	_ = down.Run()
@@ -408,6 +449,9 @@ type results struct {
 	// NaiveVsLiveUpdate is tilt-naive's median over the default
 	// live_update strategy's: what live_update saves.
 	NaiveVsLiveUpdate float64 `json:"naive_vs_live_update,omitempty"`
+	// DebugVsSource is tilt-source-debug's median over tilt-source's: what
+	// running under Delve, with a client attached, costs a live update.
+	DebugVsSource float64 `json:"debug_vs_source,omitempty"`
 }
 
 func (r *results) ratios() {
@@ -417,6 +461,9 @@ func (r *results) ratios() {
 	}
 	if med["tilt-naive"] > 0 && med["tilt-source"] > 0 {
 		r.NaiveVsLiveUpdate = round2(med["tilt-naive"] / med["tilt-source"])
+	}
+	if med["tilt-source-debug"] > 0 && med["tilt-source"] > 0 {
+		r.DebugVsSource = round2(med["tilt-source-debug"] / med["tilt-source"])
 	}
 	floor := med["floor"]
 	if floor == 0 {
