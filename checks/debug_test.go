@@ -546,7 +546,7 @@ func TestAirDebugLoop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, log)
 		}
-		defer d.Disconnect(false)
+		defer func() { _ = d.Disconnect(false) }()
 		if _, err := d.Halt(); err != nil {
 			t.Fatal(err)
 		}

@@ -97,7 +97,7 @@ func (d *debugger) start() error {
 		return fmt.Errorf("start delve: %w", err)
 	}
 	d.cmd, d.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(d.exited) }()
+	go func() { _ = cmd.Wait(); close(d.exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", d.backend, time.Second)
@@ -250,7 +250,7 @@ func (d *debugger) relay(conn net.Conn) {
 	d.clients.Add(1)
 	done := make(chan struct{}, 2)
 	go func() { d.forward(up, conn); done <- struct{}{} }()
-	go func() { io.Copy(conn, up); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(conn, up); done <- struct{}{} }()
 	<-done // either side closing ends the session
 	conn.Close()
 	up.Close()
@@ -314,7 +314,7 @@ func (s *supervisor) runDebug(d *debugger, events <-chan struct{}, signals <-cha
 			return fmt.Errorf("start %s: %w", with.Path, err)
 		}
 		withDone = make(chan struct{})
-		go func() { with.Wait(); close(withDone) }()
+		go func() { _ = with.Wait(); close(withDone) }()
 		defer func() {
 			_ = with.Process.Signal(syscall.SIGTERM)
 			select {

@@ -38,12 +38,12 @@ func DialDelve(ctx context.Context, addr string) (*Delve, error) {
 			if _, err = getVersion(c, 5*time.Second); err == nil {
 				return &Delve{RPCClient: c, Addr: addr}, nil
 			}
-			c.Disconnect(false)
+			_ = c.Disconnect(false)
 		}
 		last = err
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("no Delve API at %s (last: %v): %w", addr, last, ctx.Err())
+			return nil, fmt.Errorf("no Delve API at %s (last: %w): %w", addr, last, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
