@@ -168,7 +168,7 @@ func TestDebugLoop(t *testing.T) {
 		t.Errorf("debug liveness %+v: a paused request would get the container killed", lp)
 	}
 	status := run(t, time.Minute, "", nil, "kubectl", "exec", "-n", namespace, after.Name, "--", "sh", "-c",
-		`for d in /proc/[0-9]*; do [ "$(readlink $d/exe)" = /home/nonroot/run/app ] && grep -E '^(Seccomp|CapEff|TracerPid):' $d/status; done`)
+		`for d in /proc/[0-9]*; do [ "$(readlink $d/exe)" = /home/nonroot/run/app ] && grep -E '^(Seccomp|CapEff|TracerPid):' $d/status; done; true`)
 	fields := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(status), "\n") {
 		if k, v, ok := strings.Cut(l, ":"); ok {
