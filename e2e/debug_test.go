@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,12 +20,21 @@ import (
 const dlvAddr = "127.0.0.1:2345"
 
 // TestDebugLoop drives `tilt up -- --debug` with Delve's own client
-// through Tilt's port-forward: a breakpoint set before a live update stops
-// a request after it, in a pod that was neither replaced nor restarted.
+// through Tilt's port-forward, in both strategies: a breakpoint set before
+// a live update stops a request after it, in a pod that was neither
+// replaced nor restarted.
 func TestDebugLoop(t *testing.T) {
 	requireEnv(t)
+	for _, strategy := range []string{"source", "binary"} {
+		if !t.Run(strategy, func(t *testing.T) { testDebugLoop(t, strategy) }) {
+			return
+		}
+	}
+}
+
+func testDebugLoop(t *testing.T, strategy string) {
 	dir := scratchCopy(t)
-	tu := startTiltUp(t, dir, "--debug", "--no-tests")
+	tu := startTiltUp(t, dir, "--debug", "--no-tests", "--strategy="+strategy)
 	t.Cleanup(func() {
 		_ = tu.Stop(30 * time.Second)
 		if out, err := runErr(5*time.Minute, dir, nil, "tilt", "down"); err != nil {
@@ -46,8 +56,12 @@ func TestDebugLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The source strategy builds in the pod's /src: that is the path in
-	// the binary's DWARF (an editor maps it with substitutePath).
-	const file = "/src/handlers.go"
+	// the binary's DWARF (an editor maps it with substitutePath). The
+	// binary strategy builds here, from the checkout's own path.
+	file, run := "/src/handlers.go", "/home/nonroot/run/app"
+	if strategy == "binary" {
+		file, run = filepath.Join(dir, "handlers.go"), "/app/run/app"
+	}
 
 	// 1. Halt, break on the quote handler, continue, and GET /.
 	if _, err := d.Halt(); err != nil {
@@ -69,7 +83,7 @@ func TestDebugLoop(t *testing.T) {
 	expectBody(t, resp, "200 "+quote+"\n")
 
 	// 3. Edit the quote: a live update.
-	edited := "Your mother was a hamster and your father smelt of elderberries!"
+	edited := "Your mother was a hamster and your father smelt of elderberries! (" + strategy + ")"
 	setQuote(t, dir, edited)
 	wrote := time.Now()
 	// devrun halts the target to restart it on the new binary, which
@@ -92,7 +106,7 @@ func TestDebugLoop(t *testing.T) {
 	ch = d.Continue()
 	expectBody(t, resp, "200 "+edited+"\n")
 	t.Logf("edit to the old breakpoint firing in the new code: %s", hit.Round(time.Millisecond))
-	fmt.Printf("e2e: debug live update, edit to breakpoint hit %s\n", hit.Round(time.Millisecond))
+	fmt.Printf("e2e: debug live update (%s), edit to breakpoint hit %s\n", strategy, hit.Round(time.Millisecond))
 	after := onePod(t, time.Minute)
 	if after.UID != before.UID {
 		t.Errorf("pod replaced (%s -> %s): not a live update", before.Name, after.Name)
@@ -138,7 +152,7 @@ func TestDebugLoop(t *testing.T) {
 	// 6. Admitted under restricted, every capability dropped, none added;
 	// Delve traces the server (PTRACE_TRACEME) under the runtime's default
 	// seccomp profile without CAP_SYS_PTRACE.
-	ns := run(t, time.Minute, "", nil, "kubectl", "get", "namespace", namespace, "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}")
+	ns := runCmd(t, time.Minute, "", nil, "kubectl", "get", "namespace", namespace, "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}")
 	if ns != "restricted" {
 		t.Errorf("namespace %s enforces %q, want restricted", namespace, ns)
 	}
@@ -154,7 +168,7 @@ func TestDebugLoop(t *testing.T) {
 		}
 		Status struct{ PodIP string }
 	}
-	if err := json.Unmarshal([]byte(run(t, time.Minute, "", nil, "kubectl", "get", "pod", "-n", namespace, after.Name, "-o", "json")), &pod); err != nil {
+	if err := json.Unmarshal([]byte(runCmd(t, time.Minute, "", nil, "kubectl", "get", "pod", "-n", namespace, after.Name, "-o", "json")), &pod); err != nil {
 		t.Fatal(err)
 	}
 	c := pod.Spec.Containers[0]
@@ -167,8 +181,8 @@ func TestDebugLoop(t *testing.T) {
 	if lp := c.LivenessProbe; lp.PeriodSeconds*lp.FailureThreshold < 30*60 {
 		t.Errorf("debug liveness %+v: a paused request would get the container killed", lp)
 	}
-	status := run(t, time.Minute, "", nil, "kubectl", "exec", "-n", namespace, after.Name, "--", "sh", "-c",
-		`for d in /proc/[0-9]*; do [ "$(readlink $d/exe)" = /home/nonroot/run/app ] && grep -E '^(Seccomp|CapEff|TracerPid):' $d/status; done; true`)
+	status := runCmd(t, time.Minute, "", nil, "kubectl", "exec", "-n", namespace, after.Name, "--", "sh", "-c",
+		`for d in /proc/[0-9]*; do [ "$(readlink $d/exe)" = `+run+` ] && grep -E '^(Seccomp|CapEff|TracerPid):' $d/status; done; true`)
 	fields := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(status), "\n") {
 		if k, v, ok := strings.Cut(l, ":"); ok {
@@ -247,3 +261,6 @@ func stopAt(t *testing.T, ch <-chan *api.DebuggerState, file string, line int) *
 	}
 	return st
 }
+
+// runCmd is run, under a name the binary's run path does not shadow.
+var runCmd = run
