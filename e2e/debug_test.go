@@ -58,9 +58,9 @@ func testDebugLoop(t *testing.T, strategy string) {
 	// The source strategy builds in the pod's /src: that is the path in
 	// the binary's DWARF (an editor maps it with substitutePath). The
 	// binary strategy builds here, from the checkout's own path.
-	file, run := "/src/handlers.go", "/home/nonroot/run/app"
+	file, appPath := "/src/handlers.go", "/home/nonroot/run/app"
 	if strategy == "binary" {
-		file, run = filepath.Join(dir, "handlers.go"), "/app/run/app"
+		file, appPath = filepath.Join(dir, "handlers.go"), "/app/run/app"
 	}
 
 	// 1. Halt, break on the quote handler, continue, and GET /.
@@ -152,7 +152,7 @@ func testDebugLoop(t *testing.T, strategy string) {
 	// 6. Admitted under restricted, every capability dropped, none added;
 	// Delve traces the server (PTRACE_TRACEME) under the runtime's default
 	// seccomp profile without CAP_SYS_PTRACE.
-	ns := runCmd(t, time.Minute, "", nil, "kubectl", "get", "namespace", namespace, "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}")
+	ns := run(t, time.Minute, "", nil, "kubectl", "get", "namespace", namespace, "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}")
 	if ns != "restricted" {
 		t.Errorf("namespace %s enforces %q, want restricted", namespace, ns)
 	}
@@ -168,7 +168,7 @@ func testDebugLoop(t *testing.T, strategy string) {
 		}
 		Status struct{ PodIP string }
 	}
-	if err := json.Unmarshal([]byte(runCmd(t, time.Minute, "", nil, "kubectl", "get", "pod", "-n", namespace, after.Name, "-o", "json")), &pod); err != nil {
+	if err := json.Unmarshal([]byte(run(t, time.Minute, "", nil, "kubectl", "get", "pod", "-n", namespace, after.Name, "-o", "json")), &pod); err != nil {
 		t.Fatal(err)
 	}
 	c := pod.Spec.Containers[0]
@@ -181,8 +181,8 @@ func testDebugLoop(t *testing.T, strategy string) {
 	if lp := c.LivenessProbe; lp.PeriodSeconds*lp.FailureThreshold < 30*60 {
 		t.Errorf("debug liveness %+v: a paused request would get the container killed", lp)
 	}
-	status := runCmd(t, time.Minute, "", nil, "kubectl", "exec", "-n", namespace, after.Name, "--", "sh", "-c",
-		`for d in /proc/[0-9]*; do [ "$(readlink $d/exe)" = `+run+` ] && grep -E '^(Seccomp|CapEff|TracerPid):' $d/status; done; true`)
+	status := run(t, time.Minute, "", nil, "kubectl", "exec", "-n", namespace, after.Name, "--", "sh", "-c",
+		`for d in /proc/[0-9]*; do [ "$(readlink $d/exe)" = `+appPath+` ] && grep -E '^(Seccomp|CapEff|TracerPid):' $d/status; done; true`)
 	fields := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(status), "\n") {
 		if k, v, ok := strings.Cut(l, ":"); ok {
@@ -261,6 +261,3 @@ func stopAt(t *testing.T, ch <-chan *api.DebuggerState, file string, line int) *
 	}
 	return st
 }
-
-// runCmd is run, under a name the binary's run path does not shadow.
-var runCmd = run
