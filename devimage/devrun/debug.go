@@ -30,6 +30,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -76,6 +78,7 @@ type debugger struct {
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
+	pid     int // the target's, once known
 	clients atomic.Int32
 	mu      sync.Mutex // one restart or release at a time
 	// gate holds clients' requests back while a restart halts and
@@ -114,6 +117,36 @@ func (d *debugger) start() error {
 			return fmt.Errorf("delve did not listen on %s within 30s", d.backend)
 		}
 	}
+}
+
+// targetPid finds the process Delve launched with --continue: its child
+// running d.bin (Delve's other child is its telemetry helper).
+func (d *debugger) targetPid() int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The parent PID is the second field after the parenthesised name.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 || f[1] != strconv.Itoa(d.cmd.Process.Pid) {
+			continue
+		}
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if strings.TrimSuffix(exe, " (deleted)") == d.bin {
+			return pid
+		}
+	}
+	return 0
 }
 
 // install puts a new binary where Delve launches it from. A rename, so the
@@ -166,7 +199,14 @@ func (d *debugger) restart() error {
 	if err != nil {
 		return err
 	}
-	if err := halt(c); err != nil {
+	if d.pid == 0 {
+		d.pid = d.targetPid()
+	}
+	if d.clients.Load() == 0 && d.pid > 0 {
+		// Nobody holds a session that the old process's exit would end,
+		// so end it at once: Delve's halt takes a quarter of a second.
+		_ = syscall.Kill(d.pid, syscall.SIGKILL)
+	} else if err := halt(c); err != nil {
 		c.Close()
 		return fmt.Errorf("halt: %w", err)
 	}
@@ -174,6 +214,11 @@ func (d *debugger) restart() error {
 	if err := c.Call("RPCServer.Restart", dlvRestartIn{}, &out); err != nil {
 		c.Close()
 		return fmt.Errorf("restart: %w", err)
+	}
+	// The new process waits at its entry: its PID is in the state now.
+	var st dlvStateOut
+	if err := c.Call("RPCServer.State", dlvStateIn{NonBlocking: true}, &st); err == nil && st.State != nil {
+		d.pid = st.State.Pid
 	}
 	for _, b := range out.DiscardedBreakpoints {
 		if b.Breakpoint != nil {
