@@ -34,6 +34,8 @@ func TestInnerLoop(t *testing.T) {
 		{"TiltCI", testTiltCI},
 		{"LiveUpdate", testLiveUpdate},
 		{"TiltDown", testTiltDown},
+		{"BinaryTestsOn", testBinaryTestsOn},
+		{"TiltDownBinary", testTiltDown},
 		{"Restricted", testRestricted},
 		{"RollingUpdate", testRollingUpdate},
 	}
