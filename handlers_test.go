@@ -23,7 +23,7 @@ func testServer(t testing.TB, dev bool) (http.Handler, *lifecycle, *bytes.Buffer
 	life := newLifecycle()
 	life.setReady()
 	build := buildInfo{Version: "test", Revision: "abc", GoVersion: "go", Started: time.Unix(0, 0), BuildID: "build-1"}
-	return newServer(logger, life, newRegistry(), build, dev), life, &logs
+	return newServer(logger, life, newRegistry(), build, dev, nil), life, &logs
 }
 
 func do(h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {
@@ -224,7 +224,7 @@ func TestErrors(t *testing.T) {
 func TestPanicIsRecovered(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	e := newServer(logger, newLifecycle(), prometheus.NewRegistry(), buildInfo{}, false).(*echo.Echo)
+	e := newServer(logger, newLifecycle(), prometheus.NewRegistry(), buildInfo{}, false, nil).(*echo.Echo)
 	e.GET("/boom", func(echo.Context) error { panic("secret internals") })
 
 	for _, accept := range []string{"", "application/json"} {

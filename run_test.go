@@ -286,7 +286,7 @@ func slowHandler(h http.Handler, started chan<- struct{}) http.Handler {
 func TestGracefulShutdown(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	life := newLifecycle()
-	h := newServer(logger, life, newRegistry(), readBuild(time.Now(), envFunc(nil)), false)
+	h := newServer(logger, life, newRegistry(), readBuild(time.Now(), envFunc(nil)), false, nil)
 	started := make(chan struct{}, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -37,26 +37,35 @@ func projectFiles(name string) bool {
 	return false
 }
 
-// CopyProject copies the top level of the project in src that the build
-// needs into dst, which must exist.
+// buildDirs are the folders besides the top level that air's build
+// command needs: the build recorder it runs as a Go tool.
+var buildDirs = []string{filepath.Join("devimage", "buildrec")}
+
+// CopyProject copies what the project in src needs to build under air
+// into dst, which must exist: the top level and buildDirs.
 func CopyProject(src, dst string) error {
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
 	n := 0
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !projectFiles(e.Name()) {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+	for _, dir := range append([]string{"."}, buildDirs...) {
+		entries, err := os.ReadDir(filepath.Join(src, dir))
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+		if err := os.MkdirAll(filepath.Join(dst, dir), 0o755); err != nil {
 			return err
 		}
-		n++
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !projectFiles(e.Name()) {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(src, dir, e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dst, dir, e.Name()), b, 0o644); err != nil {
+				return err
+			}
+			n++
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dst, "quote.go")); err != nil {
 		return fmt.Errorf("copy of %s has no quote.go (%d files copied): %w", src, n, err)
