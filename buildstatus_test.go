@@ -33,7 +33,7 @@ func TestParseDiagnostics(t *testing.T) {
 		`C:\src\askeladden\main.go:1:1: expected 'package', found 'EOF'`,
 		"go: errors parsing go.mod:",
 		"/src/go.mod:5: unknown directive: requir",
-		"too many errors",              // not a diagnostic
+		"too many errors",               // not a diagnostic
 		"note: module requires Go 1.99", // not a diagnostic
 		"\tthis tab line follows no diagnostic",
 	}, "\n")
