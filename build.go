@@ -31,7 +31,7 @@ type buildInfo struct {
 	EditToReady string `json:"edit_to_ready,omitempty"`
 }
 
-func readBuild(started time.Time, getenv func(string) string) buildInfo {
+func readBuild(started time.Time) buildInfo {
 	b := buildInfo{Version: version, Revision: "unknown", GoVersion: runtime.Version(), Started: started.UTC(), BuildID: binaryID()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -49,31 +49,40 @@ func readBuild(started time.Time, getenv func(string) string) buildInfo {
 // binaryID identifies this exact build. The Go linker stores a build ID
 // whose second half hashes the binary's content, so any change to the code
 // changes it; reading it costs one ELF note, not a hash of the whole file.
+// Where there is no such note (a laptop on macOS) the file itself is
+// hashed; where the executable cannot be read at all, the start time
+// stands in, which still changes with every restart.
 func binaryID() string {
+	if id, err := executableID(); err == nil {
+		return id
+	}
+	return "start-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+func executableID() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return "start-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		return "", err
 	}
 	if f, err := elf.Open(exe); err == nil {
 		defer f.Close()
 		if s := f.Section(".note.go.buildid"); s != nil {
 			if data, err := s.Data(); err == nil && len(data) > 16 {
 				sum := sha256.Sum256(data[16:])
-				return hex.EncodeToString(sum[:6])
+				return hex.EncodeToString(sum[:6]), nil
 			}
 		}
 	}
-	// Not ELF (a laptop on macOS): hash the file itself.
 	f, err := os.Open(exe)
 	if err != nil {
-		return "start-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "start-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)[:6])
+	return hex.EncodeToString(h.Sum(nil)[:6]), nil
 }
 
 // editTime is when the code this process runs was last edited, for the dev

@@ -303,7 +303,9 @@ func TestWatcherBadRecords(t *testing.T) {
 // buildrec`) around a failing build, and checks that the server's watcher
 // reads what it wrote: the format is shared only through the file.
 func TestBuildrecFeedsTheServer(t *testing.T) {
-	skipShort(t)
+	if testing.Short() {
+		t.Skip("-short: skipping a test that builds the recorder and a package")
+	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module broken\n\ngo 1.26\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { nope() }\n"), 0o644)

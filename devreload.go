@@ -111,7 +111,9 @@ func handleDevEvents(build buildInfo, life *lifecycle, status *buildStatus) echo
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		// retry: reconnect 100 ms after a break, well inside the 1 s budget.
+		// retry: reconnect 100 ms after the old process's stream breaks,
+		// rather than the browser's default of about 3 s, which would be
+		// most of the edit-to-refresh time.
 		if _, err := fmt.Fprintf(w, "retry: 100\nevent: build\ndata: %s\n\n", build.BuildID); err != nil {
 			return nil
 		}

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := newRegistry()
 	life := newLifecycle()
-	build := readBuild(started, getenv)
+	build := readBuild(started)
 	if cfg.dev {
 		edit, ok, err := editTime(getenv, ".")
 		if err != nil {

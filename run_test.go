@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,98 +20,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ornlu-is/askeladden/internal/devloop"
 )
-
-type syncBuffer = devloop.Buffer
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	port, err := devloop.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-func envFunc(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-// waitReady polls /readyz until it answers 200 or the deadline passes.
-func waitReady(t testing.TB, base string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s/readyz not ready within %s", base, within)
-}
-
-type running struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-	out    *syncBuffer
-}
-
-func startRun(t *testing.T, env map[string]string, args ...string) *running {
-	t.Helper()
-	port := freePort(t)
-	if env == nil {
-		env = map[string]string{}
-	}
-	env["PORT"] = strconv.Itoa(port)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{base: fmt.Sprintf("http://127.0.0.1:%d", port), cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
-	go func() { r.done <- run(ctx, append([]string{"askeladden"}, args...), envFunc(env), r.out, r.out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(15 * time.Second):
-			t.Error("run did not return within 15s of cancel")
-		}
-	})
-	waitReady(t, r.base, 10*time.Second)
-	return r
-}
-
-func (r *running) stop(t *testing.T) error {
-	t.Helper()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		r.done <- err // leave it for Cleanup
-		return err
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return within 15s of cancel")
-		return nil
-	}
-}
-
-func get(t *testing.T, url string, header ...string) (int, string, http.Header) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
 
 func TestRunEndToEnd(t *testing.T) {
 	r := startRun(t, map[string]string{"LOG_FORMAT": "json"})
@@ -133,7 +41,7 @@ func TestRunEndToEnd(t *testing.T) {
 	var msgs []string
 	for sc.Scan() {
 		var line struct{ Msg string }
-		if err := jsonUnmarshal(sc.Bytes(), &line); err != nil {
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("LOG_FORMAT=json printed a non-JSON line %q", sc.Text())
 		}
 		msgs = append(msgs, line.Msg)
@@ -147,56 +55,6 @@ func TestRunEndToEnd(t *testing.T) {
 	if _, err := http.Get(r.base + "/healthz"); err == nil {
 		t.Error("server still answers after run returned")
 	}
-}
-
-func TestConfigErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		args    []string
-		wantMsg string
-	}{
-		{"bad PORT", map[string]string{"PORT": "eighty"}, nil, `invalid PORT "eighty": want an integer from 0 to 65535`},
-		{"PORT out of range", map[string]string{"PORT": "70000"}, nil, `invalid PORT "70000"`},
-		{"bad LOG_FORMAT", map[string]string{"LOG_FORMAT": "xml"}, nil, `invalid LOG_FORMAT "xml": want text or json`},
-		{"bad LOG_LEVEL", map[string]string{"LOG_LEVEL": "loud"}, nil, `invalid LOG_LEVEL "loud": want debug, info, warn or error`},
-		{"bad SHUTDOWN_TIMEOUT", map[string]string{"SHUTDOWN_TIMEOUT": "10"}, nil, `invalid SHUTDOWN_TIMEOUT "10": want a non-negative Go duration`},
-		{"negative DRAIN_DELAY", map[string]string{"DRAIN_DELAY": "-1s"}, nil, `invalid DRAIN_DELAY "-1s"`},
-		{"bad ASKELADDEN_DEV", map[string]string{"ASKELADDEN_DEV": "maybe"}, nil, `invalid ASKELADDEN_DEV "maybe": want 1, 0, true or false`},
-		{"bad flag value", nil, []string{"-port", "x"}, `invalid value "x" for flag -port: want an integer`},
-		{"unknown flag", nil, []string{"-verbose"}, "flag provided but not defined: -verbose"},
-		{"stray argument", nil, []string{"serve"}, `unexpected argument "serve"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), append([]string{"askeladden"}, tt.args...), envFunc(tt.env), &out, &out)
-			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) || strings.Contains(err.Error(), "\n") {
-				t.Fatalf("err = %v, want one line containing %q", err, tt.wantMsg)
-			}
-			if exitCode(err) != 2 {
-				t.Errorf("exit code = %d, want 2", exitCode(err))
-			}
-		})
-	}
-
-	t.Run("flag overrides env", func(t *testing.T) {
-		cfg, err := parseConfig([]string{"x", "-port", "9000", "-dev"}, envFunc(map[string]string{"PORT": "8000"}), io.Discard)
-		if err != nil || cfg.port != 9000 || !cfg.dev || cfg.shutdownTimeout != 10*time.Second || cfg.logLevel != slog.LevelInfo {
-			t.Errorf("cfg = %+v, err %v", cfg, err)
-		}
-	})
-	t.Run("help", func(t *testing.T) {
-		var out bytes.Buffer
-		if err := run(context.Background(), []string{"askeladden", "-h"}, envFunc(nil), &out, &out); err != nil {
-			t.Fatalf("-h returned %v, want nil", err)
-		}
-		for _, want := range []string{"Usage:", "-port", "PORT", "-drain-delay", "DRAIN_DELAY", "-healthcheck"} {
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("usage lacks %q:\n%s", want, out.String())
-			}
-		}
-	})
 }
 
 func TestPortInUse(t *testing.T) {
@@ -286,7 +144,7 @@ func slowHandler(h http.Handler, started chan<- struct{}) http.Handler {
 func TestGracefulShutdown(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	life := newLifecycle()
-	h := newServer(logger, life, newRegistry(), readBuild(time.Now(), envFunc(nil)), false, nil)
+	h := newServer(logger, life, newRegistry(), readBuild(time.Now()), false, nil)
 	started := make(chan struct{}, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -406,49 +264,6 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 	}
 }
 
-// The signal path needs a real process: build the binary once.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "askeladden-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "askeladden")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func startBinary(t *testing.T, env ...string) (*exec.Cmd, string, *syncBuffer) {
-	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command(buildBinary(t))
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), append(env, "PORT="+strconv.Itoa(port))...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, base, 10*time.Second)
-	return cmd, base, out
-}
-
 func TestSignals(t *testing.T) {
 	t.Run("SIGTERM drains and exits 0", func(t *testing.T) {
 		cmd, base, out := startBinary(t, "DRAIN_DELAY=300ms")
@@ -491,5 +306,3 @@ func TestSignals(t *testing.T) {
 		}
 	})
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// newServer builds the whole HTTP surface from its dependencies. It is the
-// only place that knows about Echo, so tests and benchmarks get the same
+// newServer builds the whole HTTP surface from its dependencies: the one
+// constructor that tests, benchmarks and run all call, so each gets the
 // stack that production runs. status is the dev loop's build status, nil
 // outside dev mode.
 func newServer(logger *slog.Logger, life *lifecycle, reg *prometheus.Registry, build buildInfo, dev bool, status *buildStatus) http.Handler {

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/ornlu-is/askeladden/internal/devloop"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 // TestInnerLoop runs the suite in order: each step leaves the cluster in
@@ -155,7 +155,7 @@ func testLiveUpdate(t *testing.T, dir string) {
 	}
 
 	// A browser on the port-forward, in dev mode: it must follow the edit.
-	page := newBrowser(t)
+	page := devloop.NewBrowser(t)
 	if _, err := chromedp.Run(page, chromedp.Navigate(forward)); err != nil {
 		t.Fatalf("open %s: %v", forward, err)
 	}

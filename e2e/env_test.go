@@ -23,12 +23,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ornlu-is/askeladden/internal/devloop"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 const (
 	namespace = "askeladden-dev"
-	quote     = "Strange women lying in ponds distributing swords is no basis for a system of government."
 	nodePort  = "http://localhost:30008/"
 	forward   = "http://localhost:8090/"
 	registry  = "localhost:32000"
@@ -39,6 +38,15 @@ const (
 var repoRoot = func() string {
 	wd, _ := os.Getwd()
 	return filepath.Dir(wd)
+}()
+
+// quote is what the service serves, read from its source.
+var quote = func() string {
+	q, err := devloop.Quote(repoRoot)
+	if err != nil {
+		panic(err) // no quote.go above e2e/: nothing here can run
+	}
+	return q
 }()
 
 // need fails in CI and skips elsewhere when a tool is missing.

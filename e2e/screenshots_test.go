@@ -6,13 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 // screenshots saves the two pictures the README shows: the app page in dev
@@ -25,7 +25,7 @@ func screenshots(t *testing.T, tiltURL, appURL, wantQuote string) {
 		dir = filepath.Join(repoRoot, "docs")
 	}
 	waitAllGreen(t, tiltURL, 5*time.Minute)
-	ctx := newBrowser(t)
+	ctx := devloop.NewBrowser(t)
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -71,29 +71,6 @@ func save(t *testing.T, ctx context.Context, path string) {
 	t.Logf("saved %s (%d bytes)", path, len(png))
 }
 
-// newBrowser starts headless Chromium, kept off the network, for the test.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	chromium := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
-	need(t, chromium != "", "Chromium", "apt-get install chromium")
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 900),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true))
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 5*time.Minute)
-	t.Cleanup(func() { cancelT(); cancel(); cancelAlloc() })
-	return ctx
-}
-
 // waitPageQuote waits for an open page to show want by reloading itself:
 // the dev-mode reload through Tilt's port-forward. Evaluations fail while
 // the page reloads, so it keeps asking.
@@ -105,9 +82,7 @@ func waitPageQuote(t *testing.T, ctx context.Context, want string, within time.D
 		if time.Now().After(deadline) {
 			t.Fatalf("the open page still shows %q %s after the edit was served", shown, within)
 		}
-		ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		shown, _ = chromedp.Run(ectx, chromedp.Evaluate[string](`(document.getElementById("quote") || {}).textContent || ""`))
-		cancel()
+		shown = devloop.PageQuote(ctx)
 		time.Sleep(20 * time.Millisecond)
 	}
 	if reloaded, _ := chromedp.Run(ctx, chromedp.Evaluate[bool]("window.__loadedOnce !== true")); !reloaded {

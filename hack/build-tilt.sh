@@ -14,18 +14,16 @@
 # Environment: ASKELADDEN_CACHE (default ~/.cache/askeladden).
 set -euo pipefail
 
-tilt_module=github.com/tilt-dev/tilt
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-tools_dir=$repo_root/tools/tilt
-script=$repo_root/hack/build-tilt.sh
-ASKELADDEN_CACHE="${ASKELADDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/askeladden}"
-bin=$ASKELADDEN_CACHE/bin/tilt
-stamp=$bin.stamp
-# A go.work above the repo must not change which tilt gets built.
-export GOWORK=off
+# shellcheck source=hack/lib.sh source-path=SCRIPTDIR/..
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-log() { echo "build-tilt: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+tilt_module=github.com/tilt-dev/tilt
+tools_dir=$ASKELADDEN_ROOT/tools/tilt
+script=$ASKELADDEN_ROOT/hack/build-tilt.sh
+bin=$ASKELADDEN_BIN/tilt
+stamp=$bin.stamp
+# The repository's go.work must not change which tilt gets built.
+export GOWORK=off
 
 stage_name='' stage_start=0
 stage() { stage_name=$1; stage_start=$SECONDS; log "$1 ..."; }
@@ -35,10 +33,6 @@ tmp='' staged=''
 cleanup() { rm -rf ${tmp:+"$tmp"} ${staged:+"$staged"}; }
 trap cleanup EXIT
 
-# Go is not on root's PATH under sudo or in a bare CI shell.
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-  PATH=/usr/local/go/bin:$PATH
-fi
 command -v go >/dev/null || die "'go' is not on PATH (Go 1.26 or newer is needed)"
 
 # The pin lives in go.mod only; read it without go so the up-to-date check stays fast.
@@ -60,17 +54,11 @@ up_to_date() {
 }
 up_to_date && exit 0
 
-# A fresh machine's package lists may be stale or missing: update only then.
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "$@" >&2 ||
-    { apt-get update >&2 && apt-get install -y --no-install-recommends "$@" >&2; }
-}
 if ! command -v node >/dev/null; then
   # Debian-family machines (CI included) can get node from the distribution.
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     log "node is missing; installing Debian's nodejs"
-    apt_install nodejs
+    ensure_packages nodejs
   fi
   command -v node >/dev/null || die "'node' is not on PATH (Node.js 18 or newer builds the dashboard; on Debian: apt-get install -y nodejs)"
 fi
@@ -79,15 +67,26 @@ cc=$(go env CC)
 if ! command -v "${cc%% *}" >/dev/null; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     log "no C compiler ($cc); installing Debian's gcc"
-    apt_install gcc libc6-dev
+    ensure_packages gcc libc6-dev
   fi
   command -v "${cc%% *}" >/dev/null || die "no C compiler '$cc' on PATH: tilt needs cgo (on Debian: apt-get install -y gcc)"
 fi
 
+# Yarn is pointed at the npm registry this machine is configured for.
+if ! command -v npm >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "npm is missing; installing Debian's npm"
+    ensure_packages npm
+  fi
+  command -v npm >/dev/null || die "'npm' is not on PATH: it tells which npm registry to use (on Debian: apt-get install -y npm)"
+fi
+npm_registry=$(npm config get registry)
+[[ $npm_registry == http* ]] || die "npm config get registry printed '$npm_registry', not a registry URL"
+
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 ((node_major >= 18)) || die "node $(node --version) is too old: the dashboard's yarn 4 needs Node.js 18 or newer"
 
-mkdir -p "$ASKELADDEN_CACHE/bin" "$ASKELADDEN_CACHE/src"
+mkdir -p "$ASKELADDEN_BIN" "$ASKELADDEN_CACHE/src"
 # Two builds at once (a developer's and a test's) would share $src; the
 # second one waits, then finds the first one's binary.
 exec 9>"$ASKELADDEN_CACHE/build-tilt.lock"
@@ -125,13 +124,13 @@ install_dashboard_deps() {
   local yarn
   yarn=$(ls .yarn/releases/yarn-*.cjs) || die "no yarn release under web/.yarn/releases"
   # tilt's yarn.lock pins every package with its checksum, so installing with
-  # it gives the dashboard tilt shipped. Yarn's default registry host is not
-  # reachable here; the npm registry serves the same packages. Yarn's global
+  # it gives the dashboard tilt shipped. Yarn's default registry may not be
+  # reachable; the npm registry this machine uses serves the same packages. Yarn's global
   # folder (its package cache) lives in ASKELADDEN_CACHE, not ~/.yarn, so a
   # rebuild downloads nothing and the cache goes away with the rest.
   # .yarnrc.yml says checksumBehavior: update; a mismatch must fail instead.
   # Under CI=true yarn refuses any lock change, pruning storybook included.
-  YARN_NPM_REGISTRY_SERVER=https://registry.npmjs.org \
+  YARN_NPM_REGISTRY_SERVER="$npm_registry" \
     YARN_GLOBAL_FOLDER="$ASKELADDEN_CACHE/yarn" \
     YARN_ENABLE_GLOBAL_CACHE=1 \
     YARN_CHECKSUM_BEHAVIOR=throw \

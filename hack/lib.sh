@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Shared helpers for hack/cluster.sh and hack/base-images.sh. Source it; it
-# sets no shell options of its own so the caller's `set -euo pipefail` rules.
+# The shell library every script here sources (.ci/run, hack/lint.sh,
+# hack/build-tilt.sh, hack/cluster/*.sh): the one cache-directory default,
+# the one apt installer, logging and the PID bookkeeping of the processes the
+# scripts start. It sets no shell options of its own, so the caller's
+# `set -euo pipefail` rules.
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 ASKELADDEN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,10 +1,10 @@
 //go:build tools
 
-// Package tools pins the Kubernetes release that hack/cluster.sh builds its
+// Package tools pins the Kubernetes release that hack/cluster/cluster.sh builds its
 // single-node test cluster from. No image registry is reachable in CI, so the
 // components are compiled from the Go module proxy instead of downloaded.
 //
-// Build with hack/cluster.sh (it sets the version ldflags the binaries need to
+// Build with hack/cluster/cluster.sh (it sets the version ldflags the binaries need to
 // report v1.34.4 instead of v0.0.0-master).
 package tools
 
