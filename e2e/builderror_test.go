@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 // brokenLine does not compile, and the compiler echoes it: the overlay
@@ -148,7 +149,7 @@ func writeFile(t *testing.T, path string, b []byte) {
 // Tilt, and the fix clears both, without a new pod or a restart.
 func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown string) {
 	tu.waitResource(t, "askeladden", 2*time.Minute, "askeladden ok before the broken save", func(r uiResource) bool { return r.Status.UpdateStatus == "ok" })
-	page := newBrowser(t)
+	page := devloop.NewBrowser(t)
 	if _, err := chromedp.Run(page, chromedp.Navigate(forward)); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func testBinaryBuildError(t *testing.T, dir string) {
 	}
 	tu.waitResource(t, "askeladden", 5*time.Minute, "askeladden ok under the binary strategy", func(r uiResource) bool { return r.Status.UpdateStatus == "ok" })
 	waitBody(t, forward, currentQuote(t, dir), 2*time.Minute)
-	page := newBrowser(t)
+	page := devloop.NewBrowser(t)
 	if _, err := chromedp.Run(page, chromedp.Navigate(forward)); err != nil {
 		t.Fatal(err)
 	}

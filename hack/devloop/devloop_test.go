@@ -26,7 +26,10 @@ func TestSetQuote(t *testing.T) {
 
 func TestCopyProject(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	for _, f := range []string{"go.mod", "go.sum", "main.go", "quote.go", "main_test.go", "README.md", ".air.toml"} {
+	os.MkdirAll(filepath.Join(src, "devimage", "buildrec"), 0o755)
+	os.MkdirAll(filepath.Join(src, "devimage", "devrun"), 0o755)
+	for _, f := range []string{"go.mod", "go.sum", "main.go", "quote.go", "main_test.go", "README.md", ".air.toml",
+		"devimage/buildrec/main.go", "devimage/buildrec/main_test.go", "devimage/devrun/main.go"} {
 		os.WriteFile(filepath.Join(src, f), []byte("x"), 0o644)
 	}
 	if err := CopyProject(src, dst); err != nil {
@@ -37,8 +40,14 @@ func TestCopyProject(t *testing.T) {
 	for _, e := range got {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != ".air.toml go.mod go.sum main.go quote.go" {
+	if strings.Join(names, " ") != ".air.toml devimage go.mod go.sum main.go quote.go" {
 		t.Errorf("copied %v", names)
+	}
+	// air's build command runs the build recorder; nothing else below.
+	got, _ = os.ReadDir(filepath.Join(dst, "devimage"))
+	rec, _ := os.ReadDir(filepath.Join(dst, "devimage", "buildrec"))
+	if len(got) != 1 || len(rec) != 1 || rec[0].Name() != "main.go" {
+		t.Errorf("copied under devimage: %v, buildrec: %v; want buildrec/main.go alone", got, rec)
 	}
 	if err := CopyProject(t.TempDir(), t.TempDir()); err == nil {
 		t.Error("copying a directory without quote.go must fail")
