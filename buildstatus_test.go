@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -226,8 +227,10 @@ func TestWatcherSurvivesPartialWrite(t *testing.T) {
 	if ev, _ := s.current(); ev != nil {
 		t.Fatalf("status without a record: %+v", ev)
 	}
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	os.WriteFile(path, []byte(`{"exit":0,"output":"","time":"2026-01-02T03:04:05Z"}`), 0o644)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, path, []byte(`{"exit":0,"output":"","time":"2026-01-02T03:04:05Z"}`), 0o644)
 	w.poll()
 	if name, _ := currentReport(t, s); name != "build-ok" {
 		t.Fatalf("after a good record: %q", name)
@@ -235,12 +238,12 @@ func TestWatcherSurvivesPartialWrite(t *testing.T) {
 
 	// A writer that does not rename: the first half lands, then the rest.
 	full := `{"exit":1,"output":"# m\n./quote.go:4:2: undefined: x\n","time":"2026-01-02T03:04:06Z"}`
-	os.WriteFile(path, []byte(full[:len(full)/2]), 0o644)
+	mustWrite(t, path, []byte(full[:len(full)/2]), 0o644)
 	w.poll()
 	if name, _ := currentReport(t, s); name != "build-ok" {
 		t.Errorf("a half-written record changed the status to %q at once", name)
 	}
-	os.WriteFile(path, []byte(full), 0o644)
+	mustWrite(t, path, []byte(full), 0o644)
 	w.poll()
 	name, r := currentReport(t, s)
 	if name != "build-error" || len(r.Diagnostics) != 1 || r.Diagnostics[0].Line != 4 {
@@ -248,7 +251,7 @@ func TestWatcherSurvivesPartialWrite(t *testing.T) {
 	}
 
 	// A record left broken is reported once it stops changing.
-	os.WriteFile(path, []byte(full[:20]), 0o644)
+	mustWrite(t, path, []byte(full[:20]), 0o644)
 	w.poll()
 	w.poll()
 	name, r = currentReport(t, s)
@@ -287,7 +290,7 @@ func TestWatcherBadRecords(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "build-status.json")
-			os.WriteFile(path, tc.content, 0o644)
+			mustWrite(t, path, tc.content, 0o644)
 			w, s, _ := watcherAt(t, path)
 			w.poll()
 			w.poll() // a bad record is reported on the second look
@@ -307,13 +310,14 @@ func TestBuildrecFeedsTheServer(t *testing.T) {
 		t.Skip("-short: skipping a test that builds the recorder and a package")
 	}
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module broken\n\ngo 1.26\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { nope() }\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "go.mod"), []byte("module broken\n\ngo 1.26\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { nope() }\n"), 0o644)
 	rec := filepath.Join(dir, "tmp", "build-status.json")
 	cmd := exec.Command("go", "tool", "buildrec", "record", "-src", dir, "-o", rec, "--", "go", "build", "-C", dir, "-o", filepath.Join(dir, "tmp", "bin"), ".")
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("buildrec around a failing build: %v, want exit status 1\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "main.go:3:15: undefined: nope") {
@@ -335,7 +339,7 @@ func TestBuildrecFeedsTheServer(t *testing.T) {
 // event, script or overlay code is served.
 func TestBuildStatusOnlyInDev(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "build-status.json")
-	os.WriteFile(path, []byte(`{"exit":1,"output":"./quote.go:1:1: broken\n"}`), 0o644)
+	mustWrite(t, path, []byte(`{"exit":1,"output":"./quote.go:1:1: broken\n"}`), 0o644)
 	env := func() map[string]string { return map[string]string{"ASKELADDEN_BUILD_STATUS": path} }
 
 	prod := startRun(t, env())
@@ -367,5 +371,12 @@ func TestBuildStatusOnlyInDev(t *testing.T) {
 	}
 	if strings.Contains(js, "innerHTML") || strings.Contains(js, "insertAdjacentHTML") || strings.Contains(js, "setAttribute(\"style\"") {
 		t.Error("the dev script may parse compiler text as HTML or set inline style attributes")
+	}
+}
+
+func mustWrite(t testing.TB, path string, b []byte, perm os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, b, perm); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -189,7 +189,7 @@ func wait(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 		if time.Now().After(deadline) {
 			if lastErr != nil {
-				return 1, fmt.Errorf("no build of these sources in %s; the record %s: %v", *timeout, path, lastErr)
+				return 1, fmt.Errorf("no build of these sources in %s; the record %s: %w", *timeout, path, lastErr)
 			}
 			return 1, fmt.Errorf("no build of these sources in %s: is the dev loop (air) running? its log is the container's", *timeout)
 		}

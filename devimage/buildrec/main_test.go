@@ -13,9 +13,9 @@ import (
 func sources(t *testing.T, quote string) string {
 	t.Helper()
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module m\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "quote.go"), []byte("package main\nconst quote = "+quote+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "quote_test.go"), []byte("package main\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "go.mod"), []byte("module m\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "quote.go"), []byte("package main\nconst quote = "+quote+"\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "quote_test.go"), []byte("package main\n"), 0o644)
 	return dir
 }
 
@@ -68,16 +68,18 @@ func TestFingerprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Tests, other files and times do not count; content does.
-	os.WriteFile(filepath.Join(dir, "quote_test.go"), []byte("package main // changed\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "README.md"), []byte("x"), 0o644)
+	mustWrite(t, filepath.Join(dir, "quote_test.go"), []byte("package main // changed\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "README.md"), []byte("x"), 0o644)
 	later := time.Now().Add(time.Hour)
-	os.Chtimes(filepath.Join(dir, "quote.go"), later, later)
+	if err := os.Chtimes(filepath.Join(dir, "quote.go"), later, later); err != nil {
+		t.Fatal(err)
+	}
 	if b, _ := Fingerprint(dir); b != a {
 		t.Error("fingerprint changed with a test file, a README or a time")
 	}
-	os.WriteFile(filepath.Join(dir, "quote.go"), []byte("package main\nconst quote = \"b\"\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "quote.go"), []byte("package main\nconst quote = \"b\"\n"), 0o644)
 	b, _ := Fingerprint(dir)
-	os.WriteFile(filepath.Join(dir, "quote.go"), []byte("package main\nconst quote = \"a\"\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "quote.go"), []byte("package main\nconst quote = \"a\"\n"), 0o644)
 	c, _ := Fingerprint(dir)
 	if b == a || c != a {
 		t.Errorf("edit then revert: %s %s %s; want a changed one, then the first again", a, b, c)
@@ -94,7 +96,7 @@ func TestWait(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 
 	// The record of an older build does not answer for these sources.
-	Write(path, Record{Exit: 0, Sources: "older"})
+	mustRecord(t, path, Record{Exit: 0, Sources: "older"})
 	code, err := run([]string{"wait", "-src", dir, "-timeout", "200ms", path}, &stdout, &stderr)
 	if code == 0 || err == nil || !strings.Contains(err.Error(), "no build of these sources") {
 		t.Errorf("wait on a stale record = %d, %v; want a timeout", code, err)
@@ -103,7 +105,9 @@ func TestWait(t *testing.T) {
 	// The build finishes while we wait: the failure and its output.
 	go func() {
 		time.Sleep(100 * time.Millisecond)
-		Write(path, Record{Exit: 1, Sources: fp, Output: "./quote.go:2:7: boom\n"})
+		if err := Write(path, Record{Exit: 1, Sources: fp, Output: "./quote.go:2:7: boom\n"}); err != nil {
+			t.Error(err)
+		}
 	}()
 	stdout.Reset()
 	stderr.Reset()
@@ -112,14 +116,14 @@ func TestWait(t *testing.T) {
 		t.Errorf("wait on a failed build = %d, %v, stderr %q", code, err, stderr.String())
 	}
 
-	Write(path, Record{Exit: 0, Sources: fp, Duration: "1.2s"})
+	mustRecord(t, path, Record{Exit: 0, Sources: fp, Duration: "1.2s"})
 	stdout.Reset()
 	code, err = run([]string{"wait", "-src", dir, "-timeout", "10s", path}, &stdout, &stderr)
 	if code != 0 || err != nil || !strings.Contains(stdout.String(), "build ok") {
 		t.Errorf("wait on a good build = %d, %v, %q", code, err, stdout.String())
 	}
 
-	os.WriteFile(path, []byte("{half"), 0o644)
+	mustWrite(t, path, []byte("{half"), 0o644)
 	if code, err := run([]string{"wait", "-src", dir, "-timeout", "100ms", path}, &stdout, &stderr); code == 0 || err == nil || !strings.Contains(err.Error(), "not a build record") {
 		t.Errorf("wait on a broken record = %d, %v", code, err)
 	}
@@ -131,15 +135,29 @@ func TestWait(t *testing.T) {
 func BenchmarkWaitReady(b *testing.B) {
 	dir := b.TempDir()
 	for _, n := range []string{"a.go", "b.go", "c.go", "d.go", "e.go", "f.go", "g.go", "h.go", "i.go", "j.go", "k.go", "l.go", "m.go", "go.mod", "go.sum"} {
-		os.WriteFile(filepath.Join(dir, n), bytes.Repeat([]byte("x"), 3000), 0o644)
+		mustWrite(b, filepath.Join(dir, n), bytes.Repeat([]byte("x"), 3000), 0o644)
 	}
 	fp, _ := Fingerprint(dir)
 	path := filepath.Join(dir, "tmp", "build-status.json")
-	Write(path, Record{Exit: 0, Sources: fp})
+	mustRecord(b, path, Record{Exit: 0, Sources: fp})
 	var out bytes.Buffer
 	for b.Loop() {
 		if code, err := run([]string{"wait", "-src", dir, path}, &out, &out); code != 0 || err != nil {
 			b.Fatal(code, err)
 		}
+	}
+}
+
+func mustWrite(t testing.TB, path string, b []byte, perm os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, b, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRecord(t testing.TB, path string, rec Record) {
+	t.Helper()
+	if err := Write(path, rec); err != nil {
+		t.Fatal(err)
 	}
 }
