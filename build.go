@@ -104,7 +104,9 @@ func editTime(getenv func(string) string, dir string) (time.Time, bool, error) {
 	}
 	var newest time.Time
 	for _, e := range entries {
-		if name := e.Name(); !e.Type().IsRegular() || !(strings.HasSuffix(name, ".go") || name == "go.mod") {
+		name := e.Name()
+		source := strings.HasSuffix(name, ".go") || name == "go.mod"
+		if !e.Type().IsRegular() || !source {
 			continue
 		}
 		if info, err := e.Info(); err == nil && info.ModTime().After(newest) {

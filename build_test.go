@@ -22,8 +22,12 @@ func TestEditTime(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	for i, name := range []string{"a.go", "go.mod", "README.md"} {
 		p := dir + "/" + name
-		os.WriteFile(p, []byte("x"), 0o644)
-		os.Chtimes(p, old, old.Add(time.Duration(i)*time.Minute))
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, ok, err := editTime(envFunc(nil), dir)
 	if err != nil || !ok || !got.Equal(old.Add(time.Minute)) {

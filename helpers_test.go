@@ -89,7 +89,10 @@ func startRun(t *testing.T, env map[string]string, args ...string) *running {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-r.done:
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("run returned %v after cancel, want a clean stop", err)
+			}
 		case <-time.After(15 * time.Second):
 			t.Error("run did not return within 15s of cancel")
 		}
@@ -144,7 +147,7 @@ func buildBinary(t *testing.T) string {
 		binPath = filepath.Join(dir, "askeladden")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+			binErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if binErr != nil {
@@ -163,7 +166,7 @@ func startBinary(t *testing.T, env ...string) (*exec.Cmd, string, *lockedBuffer)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitReady(t, base, 10*time.Second)
 	return cmd, base, out

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -86,7 +87,7 @@ func setSecurityHeaders(h http.Header, dev bool) {
 func callRecovering(next echo.HandlerFunc, c echo.Context, logger *slog.Logger, id string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			if r == http.ErrAbortHandler {
+			if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(r) // net/http's own signal to drop the connection
 			}
 			logger.Error("panic in handler", "panic", fmt.Sprint(r), "path", c.Request().URL.Path,
@@ -105,7 +106,8 @@ func validRequestID(id string) bool {
 	}
 	for i := 0; i < len(id); i++ {
 		b := id[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.' || b == ':') {
+		ok := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.' || b == ':'
+		if !ok {
 			return false
 		}
 	}

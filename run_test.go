@@ -52,7 +52,8 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("logs %v lack %q", msgs, want)
 		}
 	}
-	if _, err := http.Get(r.base + "/healthz"); err == nil {
+	if resp, err := http.Get(r.base + "/healthz"); err == nil {
+		resp.Body.Close()
 		t.Error("server still answers after run returned")
 	}
 }
@@ -117,10 +118,12 @@ func TestHTTPLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Never finish the headers; the server must hang up on its own.
-		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
 		_, err = io.ReadAll(conn)
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			t.Fatalf("server kept a header-less connection open for %s", time.Since(start))
 		}
 		t.Logf("slow client cut off after %s", time.Since(start).Round(time.Millisecond))
@@ -134,7 +137,7 @@ func slowHandler(h http.Handler, started chan<- struct{}) http.Handler {
 		if r.URL.Path == "/slow" {
 			started <- struct{}{}
 			time.Sleep(1500 * time.Millisecond)
-			io.WriteString(w, "slow done\n")
+			_, _ = io.WriteString(w, "slow done\n")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -187,7 +190,7 @@ func TestGracefulShutdown(t *testing.T) {
 					}
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
 					ok.Add(1)
@@ -255,7 +258,11 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 	go func() {
 		done <- serve(ctx, ln, slowHandler(http.NotFoundHandler(), started), life, config{shutdownTimeout: 100 * time.Millisecond}, logger)
 	}()
-	go http.Get("http://" + ln.Addr().String() + "/slow")
+	go func() {
+		if resp, err := http.Get("http://" + ln.Addr().String() + "/slow"); err == nil {
+			resp.Body.Close()
+		}
+	}()
 	<-started
 	cancel()
 	err := <-done
@@ -267,7 +274,7 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 func TestSignals(t *testing.T) {
 	t.Run("SIGTERM drains and exits 0", func(t *testing.T) {
 		cmd, base, out := startBinary(t, "DRAIN_DELAY=300ms")
-		cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		time.Sleep(100 * time.Millisecond)
 		if code, _, _ := get(t, base+"/readyz"); code != 503 {
 			t.Errorf("/readyz after SIGTERM = %d, want 503", code)
@@ -278,10 +285,10 @@ func TestSignals(t *testing.T) {
 	})
 	t.Run("second signal exits at once", func(t *testing.T) {
 		cmd, _, out := startBinary(t, "DRAIN_DELAY=30s")
-		cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Process.Signal(syscall.SIGINT)
 		time.Sleep(200 * time.Millisecond)
 		start := time.Now()
-		cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("second signal took %s to end the process", took)

@@ -13,7 +13,7 @@ import (
 func bareQuote() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write(quoteText)
+		_, _ = w.Write(quoteText)
 	})
 }
 
@@ -79,7 +79,7 @@ func BenchmarkQuoteHTTP(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
 					b.Fatalf("status %d", resp.StatusCode)

@@ -301,11 +301,15 @@ func TestBrokenTiltfileIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	broken := filepath.Join(dir, "Tiltfile")
-	os.WriteFile(broken, append(good, []byte("\nk8s_resource('no-such-resource', port_forwards=8090)\n")...), 0o644)
+	if err := os.WriteFile(broken, append(good, []byte("\nk8s_resource('no-such-resource', port_forwards=8090)\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, _ := tiltfileResult(t, broken); code != 5 {
 		t.Errorf("a Tiltfile naming a missing resource: exit %d, want 5", code)
 	}
-	os.WriteFile(broken, []byte("docker_build('askeladden', '.'\n"), 0o644)
+	if err := os.WriteFile(broken, []byte("docker_build('askeladden', '.'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, _ := tiltfileResult(t, broken); code != 5 {
 		t.Errorf("a Tiltfile with a syntax error: exit %d, want 5", code)
 	}

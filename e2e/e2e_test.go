@@ -92,7 +92,7 @@ func testProductionImage(t *testing.T, dir string) {
 	port := freePort(t)
 	cid = strings.TrimSpace(run(t, time.Minute, "", nil, "docker", "run", "-d", "--read-only", "--user", "65532:65532",
 		"--cap-drop", "ALL", "--security-opt", "no-new-privileges", "-p", fmt.Sprintf("127.0.0.1:%d:8090", port), prodImage))
-	t.Cleanup(func() { exec.Command("docker", "rm", "-f", cid).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", cid).Run() })
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	waitBody(t, url, quote, 30*time.Second)
 	if got := getBody(t, url); got != quote+"\n" {
@@ -260,7 +260,7 @@ func testRollingUpdate(t *testing.T, dir string) {
 	run(t, 5*time.Minute, "", nil, "docker", "push", ref)
 	run(t, 2*time.Minute, "", nil, "kubectl", "apply", "-k", filepath.Join(dir, "k8s"))
 	t.Cleanup(func() {
-		exec.Command("kubectl", "delete", "deployment,service", "-n", namespace, "-l", selector, "--wait=false").Run()
+		_ = exec.Command("kubectl", "delete", "deployment,service", "-n", namespace, "-l", selector, "--wait=false").Run()
 	})
 	run(t, 3*time.Minute, "", nil, "kubectl", "rollout", "status", "-n", namespace, "deployment/askeladden", "--timeout=150s")
 	pod := onePod(t, time.Minute)

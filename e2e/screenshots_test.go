@@ -51,10 +51,10 @@ func screenshots(t *testing.T, tiltURL, appURL, wantQuote string) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.innerText.includes("Resource Name") && document.body.innerText.includes("askeladden")`)); err != nil {
 		t.Fatalf("the Tilt dashboard shows no resource table: %v", err)
 	}
-	chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+	_, _ = chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
 		const b = [...document.querySelectorAll("button")].find(b => /^(no|nope|no thanks|dismiss)$/i.test(b.textContent.trim()));
 		if (b) { b.click(); return true } return false })()`))
-	chromedp.Run(ctx, chromedp.Sleep(time.Second))
+	_, _ = chromedp.Run(ctx, chromedp.Sleep(time.Second))
 	save(t, ctx, filepath.Join(dir, "tilt-dashboard.png"))
 }
 

@@ -22,7 +22,10 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 fi
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
 
 require_root() {
 	[ "$(id -u)" = 0 ] || die "$1 must run as root (it starts containerd, kubelet and changes iptables)"
@@ -59,7 +62,8 @@ ensure_packages() {
 pid_alive() {
 	local f="$ASKELADDEN_PIDS/$1.pid" pid want
 	[ -f "$f" ] || return 1
-	pid="$(sed -n 1p "$f")"; want="$(sed -n 2p "$f")"
+	pid="$(sed -n 1p "$f")"
+	want="$(sed -n 2p "$f")"
 	[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
 	[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -d' ' -f1)" = "$want" ]
 }
@@ -70,7 +74,8 @@ pid_of() { sed -n 1p "$ASKELADDEN_PIDS/$1.pid" 2>/dev/null || true; }
 # so a Ctrl-C of the script or the end of a CI step does not take it down),
 # logs to logs/NAME.log and records its PID.
 start_bg() {
-	local name="$1"; shift
+	local name="$1"
+	shift
 	mkdir -p "$ASKELADDEN_PIDS" "$ASKELADDEN_LOGS"
 	# setsid does not fork when its caller is not a process-group leader, which a
 	# background job of a non-interactive shell never is: $! is the daemon itself.
@@ -100,7 +105,8 @@ stop_pid() {
 
 # wait_for NAME TIMEOUT CMD...: polls CMD; on timeout shows NAME's log tail.
 wait_for() {
-	local name="$1" timeout="$2" start=$SECONDS; shift 2
+	local name="$1" timeout="$2" start=$SECONDS
+	shift 2
 	until "$@" >/dev/null 2>&1; do
 		if [ -f "$ASKELADDEN_PIDS/$name.pid" ] && ! pid_alive "$name"; then
 			show_log "$name"

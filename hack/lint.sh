@@ -59,7 +59,10 @@ gofmt_clean() {
 	local out files
 	mapfile -t files < <(git ls-files '*.go')
 	out="$(gofmt -l "${files[@]}")"
-	[ -z "$out" ] || { printf 'gofmt would change:\n%s\n' "$out" >&2; return 1; }
+	[ -z "$out" ] || {
+		printf 'gofmt would change:\n%s\n' "$out" >&2
+		return 1
+	}
 }
 
 vet_all() {
@@ -73,7 +76,7 @@ vet_all() {
 golangci_all() {
 	local m rc=0
 	for m in "${modules[@]}"; do
-		(cd "$m" && "$ASKELADDEN_BIN/golangci-lint" run --build-tags e2e ./...) || rc=1
+		(cd "$m" && "$ASKELADDEN_BIN/golangci-lint" run --allow-parallel-runners --build-tags e2e ./...) || rc=1
 	done
 	return $rc
 }

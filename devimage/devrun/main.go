@@ -127,7 +127,7 @@ func (s *supervisor) start(bin string) error {
 		return err
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	s.child, s.exited = cmd, exited
 	// Older copies are not running any more; keep the directory small.
 	if s.gen > 1 {

@@ -17,7 +17,7 @@ require_root "hack/cluster/base-images.sh"
 ensure_packages docker.io debootstrap ca-certificates
 ensure_dockerd
 
-GO_VERSION="$(go_version)"                 # e.g. go1.26.8
+GO_VERSION="$(go_version)" # e.g. go1.26.8
 GO_MINOR="$(sed -E 's/^go([0-9]+\.[0-9]+).*/\1/' <<<"$GO_VERSION")"
 GO_IMAGE="${ASKELADDEN_GO_IMAGE:-golang:$GO_MINOR-bookworm}"
 DEBIAN_IMAGE="debian:bookworm-slim"
@@ -38,7 +38,10 @@ if [ -f "$ROOTFS_TAR" ] && [ "$(label "$GO_IMAGE" org.askeladden.stamp)" = "$sta
 fi
 
 mirror() {
-	if [ -n "${ASKELADDEN_DEBIAN_MIRROR:-}" ]; then echo "$ASKELADDEN_DEBIAN_MIRROR"; return; fi
+	if [ -n "${ASKELADDEN_DEBIAN_MIRROR:-}" ]; then
+		echo "$ASKELADDEN_DEBIAN_MIRROR"
+		return
+	fi
 	# Use the mirror apt already uses: it is the one this network lets through.
 	local m
 	m="$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)"

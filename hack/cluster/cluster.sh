@@ -146,8 +146,14 @@ ENTRYPOINT ["/pause"]
 EOF
 	log "pushing $PAUSE_IMAGE"
 	DOCKER_BUILDKIT=0 docker build -q -t "$PAUSE_IMAGE" -f "$w/Dockerfile" "$w" >/dev/null 2>"$w/build.log" ||
-		{ cat "$w/build.log" >&2; die "docker build of the pause image failed"; }
-	docker push "$PAUSE_IMAGE" >"$w/push.log" 2>&1 || { cat "$w/push.log" >&2; die "docker push $PAUSE_IMAGE failed"; }
+		{
+			cat "$w/build.log" >&2
+			die "docker build of the pause image failed"
+		}
+	docker push "$PAUSE_IMAGE" >"$w/push.log" 2>&1 || {
+		cat "$w/push.log" >&2
+		die "docker push $PAUSE_IMAGE failed"
+	}
 }
 
 setup_host_network() {
@@ -521,7 +527,10 @@ teardown() {
 	remove_containers
 	for ((i = ${#COMPONENTS[@]} - 1; i >= first; i--)); do
 		case "${COMPONENTS[i]}" in
-		containerd) remove_containers; stop_pid containerd ;;
+		containerd)
+			remove_containers
+			stop_pid containerd
+			;;
 		# Its graceful shutdown waits up to a minute for idle connections; the
 		# data it would protect is deleted below anyway.
 		kube-apiserver) stop_pid kube-apiserver 3 ;;
@@ -595,14 +604,16 @@ cmd_status() {
 		elif [ "$c" = dockerd ] && docker_up; then
 			state="running (not started by cluster.sh)"
 		else
-			state="stopped"; ok=1
+			state="stopped"
+			ok=1
 		fi
 		printf '%-24s %s\n' "$c" "$state"
 	done
 	if [ -x "$ASKELADDEN_BIN/kubectl" ] && [ -f "$KUBECONFIG_FILE" ] && node_ready; then
 		printf '%-24s %s\n' "node $NODE_NAME" Ready
 	else
-		printf '%-24s %s\n' "node $NODE_NAME" "not Ready"; ok=1
+		printf '%-24s %s\n' "node $NODE_NAME" "not Ready"
+		ok=1
 	fi
 	return "$ok"
 }

@@ -10,7 +10,9 @@ import (
 func TestSetQuote(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "quote.go")
-	os.WriteFile(p, []byte("package main\n\n// keep\nconst quote = \"old\"\n"), 0o644)
+	if err := os.WriteFile(p, []byte("package main\n\n// keep\nconst quote = \"old\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := SetQuote(dir, `new "quoted" text`); err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +20,9 @@ func TestSetQuote(t *testing.T) {
 	if want := "package main\n\n// keep\nconst quote = \"new \\\"quoted\\\" text\"\n"; string(b) != want {
 		t.Errorf("quote.go = %q, want %q", b, want)
 	}
-	os.WriteFile(p, []byte("package main\nvar quote = 1\n"), 0o644)
+	if err := os.WriteFile(p, []byte("package main\nvar quote = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := SetQuote(dir, "x"); err == nil || !strings.Contains(err.Error(), "no line") {
 		t.Errorf("SetQuote on a file without the constant: %v", err)
 	}
@@ -26,11 +30,16 @@ func TestSetQuote(t *testing.T) {
 
 func TestCopyProject(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	os.MkdirAll(filepath.Join(src, "devimage", "buildrec"), 0o755)
-	os.MkdirAll(filepath.Join(src, "devimage", "devrun"), 0o755)
+	for _, d := range []string{"devimage/buildrec", "devimage/devrun"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, f := range []string{"go.mod", "go.sum", "main.go", "quote.go", "main_test.go", "README.md", ".air.toml",
 		"devimage/buildrec/main.go", "devimage/buildrec/main_test.go", "devimage/devrun/main.go"} {
-		os.WriteFile(filepath.Join(src, f), []byte("x"), 0o644)
+		if err := os.WriteFile(filepath.Join(src, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := CopyProject(src, dst); err != nil {
 		t.Fatal(err)

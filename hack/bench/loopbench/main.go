@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(root, "quote.go")); err != nil {
 		return usageError("run loopbench from the project root (no quote.go here)")
 	}
-	var log io.Writer = io.Discard
+	log := io.Discard
 	if *verbose {
 		log = stderr
 	}
@@ -348,7 +348,7 @@ func (a *airLoop) edit(ctx context.Context, q string) (time.Duration, error) {
 func (a *airLoop) project() (string, string) { return a.dir, a.url }
 
 func (a *airLoop) stop() {
-	a.air.Stop(15 * time.Second)
+	_ = a.air.Stop(15 * time.Second)
 	os.RemoveAll(a.air.Dir)
 }
 

@@ -37,7 +37,7 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "-bare-serve" {
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			io.WriteString(w, quote)
+			_, _ = io.WriteString(w, quote)
 		})
 		if err := http.ListenAndServe("127.0.0.1:"+os.Args[2], nil); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -208,11 +208,11 @@ func waitReady(url string, within time.Duration) error {
 func stopProcess(c *exec.Cmd) {
 	_ = c.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }()
+	go func() { _ = c.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
-		c.Process.Kill()
+		_ = c.Process.Kill()
 		<-done
 	}
 }
@@ -261,7 +261,7 @@ func loadOnce(ctx context.Context, wrk string, mk func(int) *exec.Cmd, dur time.
 	close(stopSampling)
 	wg.Wait()
 	if err != nil {
-		return lr, fmt.Errorf("wrk: %v\n%s", err, out)
+		return lr, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
 	m := rpsLine.FindSubmatch(out)
 	if m == nil {
@@ -340,7 +340,7 @@ func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
 	go func() { exited <- c.Wait() }()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	if err := waitReady(url+"readyz", 10*time.Second); err != nil {
-		c.Process.Kill()
+		_ = c.Process.Kill()
 		return 0, 0, false, err
 	}
 	var signalledAt atomic.Int64
@@ -357,7 +357,7 @@ func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
 				s.Add(1)
 				resp, err := client.Get(url)
 				if err == nil {
-					io.Copy(io.Discard, resp.Body)
+					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if resp.StatusCode == 200 {
 						continue
@@ -374,13 +374,13 @@ func sigtermUnderLoad(bin string) (sent, dropped int64, clean bool, err error) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	signalledAt.Store(time.Now().UnixNano())
-	c.Process.Signal(syscall.SIGTERM)
+	_ = c.Process.Signal(syscall.SIGTERM)
 	wg.Wait()
 	select {
 	case err := <-exited:
 		return s.Load(), d.Load(), err == nil, nil
 	case <-time.After(20 * time.Second):
-		c.Process.Kill()
+		_ = c.Process.Kill()
 		return s.Load(), d.Load(), false, nil
 	}
 }
