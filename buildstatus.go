@@ -262,6 +262,11 @@ func (w *statusWatcher) poll() {
 		return
 	}
 	w.last = fi
+	if !fi.Mode().IsRegular() {
+		// A directory or a FIFO: reading could fail or block for ever.
+		w.bad = fmt.Errorf("it is not a regular file (%s)", fi.Mode().Type())
+		return
+	}
 	rec, err := readRecord(w.path)
 	if err != nil {
 		w.bad = err

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -284,13 +285,21 @@ func TestWatcherBadRecords(t *testing.T) {
 		{"huge output", fmt.Appendf(nil, `{"exit":1,"output":%q}`, "./a.go:1:1: x\n"+strings.Repeat("<b>0123456789</b>\n", 1<<16)), 1, func(r buildReport) bool {
 			return len(r.Output) <= maxShownBytes && strings.Contains(r.Note, "output cut")
 		}},
+		{"a FIFO", nil, -1, func(r buildReport) bool { return strings.Contains(r.Output, "not a regular file") }},
 		{"over the read limit", append(append([]byte(`{"exit":1,"output":"`), bytes.Repeat([]byte("x"), maxRecordBytes)...), `"}`...), -1, func(r buildReport) bool {
 			return strings.Contains(r.Output, "too large")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "build-status.json")
-			mustWrite(t, path, tc.content, 0o644)
+			if tc.content == nil {
+				// A FIFO, which a plain open would block on.
+				if err := syscall.Mkfifo(path, 0o644); err != nil {
+					t.Skipf("cannot make a FIFO here: %v", err)
+				}
+			} else {
+				mustWrite(t, path, tc.content, 0o644)
+			}
 			w, s, _ := watcherAt(t, path)
 			w.poll()
 			w.poll() // a bad record is reported on the second look
