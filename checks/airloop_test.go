@@ -3,6 +3,8 @@ package checks
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -56,6 +58,27 @@ func TestAirLoop(t *testing.T) {
 	}
 	if code, body := get(t, base+"/", "Accept", "text/html"); code != 200 || !strings.Contains(body, "/_dev/reload.js") {
 		t.Errorf("dev mode is not on under air: GET / as a browser = %d, no reload script", code)
+	}
+
+	// Test code, the checks and the dev tooling are not the server: saving
+	// them must not restart it. air debounces for 10 ms; a second is ample
+	// for a restart to have begun.
+	for _, f := range []string{"helpers_test.go", "checks/manifests_test.go", "hack/devloop/devloop.go", "devimage/devrun/main.go"} {
+		p := filepath.Join(air.Dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pkg := "x"
+		if filepath.Dir(f) == "." {
+			pkg = "main"
+		}
+		if err := os.WriteFile(p, []byte("package "+pkg+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	if now, _ := devloop.PIDsRunning(air.Binary()); len(now) != 1 || now[0] != before[0] {
+		t.Fatalf("saving test or tooling files restarted the server: pids %v, before %v\n%s", now, before, log)
 	}
 
 	const edited = "Listen, strange women lying in ponds distributing swords is no basis for a system of government."
