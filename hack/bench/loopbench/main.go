@@ -368,7 +368,7 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 
 // buildCheckStep is the Tiltfile's live_update step that waits for the
 // pod's build; withoutBuildCheck removes it from a scratch copy.
-var buildCheckStep = regexp.MustCompile(`(?m)^\s*run\('buildrec wait [^\n]*\),\n`)
+var buildCheckStep = regexp.MustCompile(`(?m)^\s*run\(\['buildrec', 'wait'[^\n]*\),\n`)
 
 func withoutBuildCheck(dir string) error {
 	p := filepath.Join(dir, "Tiltfile")
@@ -377,7 +377,7 @@ func withoutBuildCheck(dir string) error {
 		return err
 	}
 	if !buildCheckStep.Match(b) {
-		return fmt.Errorf("%s has no `run('buildrec wait ...')` step to take out", p)
+		return fmt.Errorf("%s has no `run(['buildrec', 'wait', ...])` step to take out", p)
 	}
 	return os.WriteFile(p, buildCheckStep.ReplaceAll(b, nil), 0o644)
 }
