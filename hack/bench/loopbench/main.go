@@ -1,8 +1,10 @@
 // Command loopbench measures the inner loop: the time from saving an edit
 // to the first HTTP response that carries it, for each way of running the
-// service, side by side in one run.
+// service, side by side in one run. The *-error modes time a broken save
+// to the build-error event that tells an open page.
 //
 //	go run ./hack/bench/loopbench              # air and the floor, 10 edits each
+//	go run ./hack/bench/loopbench -modes floor-error,air-error
 //	go run ./hack/bench/loopbench -modes all   # also Tilt, given a cluster (see README)
 package main
 
