@@ -23,6 +23,27 @@ type config struct {
 	dev             bool
 	buildStatus     string
 	healthcheck     bool
+	// The HTTP server's own limits. They are not flags: nothing in
+	// production needs to change them, but tests shorten them rather than
+	// wait out the real ones.
+	http httpLimits
+}
+
+// httpLimits bound what a slow or greedy client can hold on to.
+type httpLimits struct {
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+	maxHeaderBytes                                            int
+}
+
+// defaultHTTPLimits cut off a client that sends headers slowly after 5 s,
+// a whole request after 15 s, a response after 30 s, an idle keep-alive
+// connection after 60 s, and headers beyond 16 KiB (431).
+var defaultHTTPLimits = httpLimits{
+	readHeaderTimeout: 5 * time.Second,
+	readTimeout:       15 * time.Second,
+	writeTimeout:      30 * time.Second,
+	idleTimeout:       60 * time.Second,
+	maxHeaderBytes:    16 << 10,
 }
 
 // usageError marks bad input from the command line or environment; main
@@ -51,7 +72,7 @@ type option struct {
 }
 
 func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
-	cfg := config{}
+	cfg := config{http: defaultHTTPLimits}
 	opts := []option{
 		{"port", "PORT", "8090", "TCP port to listen on (0 picks a free one)", func(s string) error {
 			p, err := strconv.Atoi(s)

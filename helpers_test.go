@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -129,40 +128,33 @@ func get(t *testing.T, url string, header ...string) (int, string, http.Header) 
 	return resp.StatusCode, string(b), resp.Header
 }
 
-// The signal path needs a real process: build the binary once.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+// asMainEnv makes this test binary run the program itself instead of the
+// tests: the signal tests need a real process, and re-running the test
+// binary gives them one without a separate go build.
+const asMainEnv = "ASKELADDEN_TEST_AS_MAIN"
 
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "askeladden-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "askeladden")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		os.Args = []string{"askeladden"}
+		main()
+		os.Exit(0)
 	}
-	return binPath
+	os.Exit(m.Run())
+}
+
+// serverCommand runs the program, as main does, in a process of its own.
+func serverCommand(env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(append(os.Environ(), asMainEnv+"=1"), env...)
+	return cmd
 }
 
 func startBinary(t *testing.T, env ...string) (*exec.Cmd, string, *lockedBuffer) {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command(buildBinary(t))
+	cmd := serverCommand(append(env, "PORT="+strconv.Itoa(port))...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), append(env, "PORT="+strconv.Itoa(port))...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

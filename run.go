@@ -73,11 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func serve(ctx context.Context, ln net.Listener, h http.Handler, life *lifecycle, cfg config, logger *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: cfg.http.readHeaderTimeout,
+		ReadTimeout:       cfg.http.readTimeout,
+		WriteTimeout:      cfg.http.writeTimeout,
+		IdleTimeout:       cfg.http.idleTimeout,
+		MaxHeaderBytes:    cfg.http.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -92,11 +91,40 @@ func TestHealthcheckMode(t *testing.T) {
 }
 
 func TestHTTPLimits(t *testing.T) {
-	r := startRun(t, nil)
-	addr := strings.TrimPrefix(r.base, "http://")
+	t.Parallel()
+	cfg, err := parseConfig([]string{"askeladden"}, envFunc(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.http != defaultHTTPLimits || cfg.http.readHeaderTimeout != 5*time.Second || cfg.http.maxHeaderBytes != 16<<10 {
+		t.Fatalf("parseConfig's HTTP limits = %+v, want the defaults: 5s for headers, 16 KiB of them", cfg.http)
+	}
+	// The real server with the real limits, but a slow client is cut off
+	// after 300 ms instead of 5 s, so the test need not wait that long.
+	cfg.http.readHeaderTimeout = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	life := newLifecycle()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, ln, newServer(logger, life, newRegistry(), readBuild(time.Now()), false), life, cfg, logger)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	addr := ln.Addr().String()
+	base := "http://" + addr
+	waitReady(t, base, 5*time.Second)
 
 	t.Run("oversized headers get 431", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", r.base+"/", nil)
+		req, _ := http.NewRequest("GET", base+"/", nil)
 		req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -126,17 +154,20 @@ func TestHTTPLimits(t *testing.T) {
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			t.Fatalf("server kept a header-less connection open for %s", time.Since(start))
 		}
+		if took := time.Since(start); took < cfg.http.readHeaderTimeout {
+			t.Errorf("slow client cut off after %s, before the %s header timeout", took, cfg.http.readHeaderTimeout)
+		}
 		t.Logf("slow client cut off after %s", time.Since(start).Round(time.Millisecond))
 	})
 }
 
 // slowHandler wraps the real server with one slow route, so a request can
 // be held in flight across a shutdown.
-func slowHandler(h http.Handler, started chan<- struct{}) http.Handler {
+func slowHandler(h http.Handler, started chan<- struct{}, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			started <- struct{}{}
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(d)
 			_, _ = io.WriteString(w, "slow done\n")
 			return
 		}
@@ -145,6 +176,7 @@ func slowHandler(h http.Handler, started chan<- struct{}) http.Handler {
 }
 
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	life := newLifecycle()
 	h := newServer(logger, life, newRegistry(), readBuild(time.Now()), false, nil)
@@ -155,9 +187,11 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	base := "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := config{drainDelay: 500 * time.Millisecond, shutdownTimeout: 5 * time.Second}
+	// The slow request outlasts the drain delay, so it is still in flight
+	// when the server stops accepting and Shutdown must wait for it.
+	cfg := config{drainDelay: 200 * time.Millisecond, shutdownTimeout: 5 * time.Second}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, slowHandler(h, started), life, cfg, logger) }()
+	go func() { done <- serve(ctx, ln, slowHandler(h, started, 3*cfg.drainDelay), life, cfg, logger) }()
 	waitReady(t, base, 5*time.Second)
 
 	// Concurrent clients keep going through the shutdown. A request that
@@ -249,6 +283,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestShutdownTimeoutCutsOff(t *testing.T) {
+	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	life := newLifecycle()
 	started := make(chan struct{}, 1)
@@ -256,7 +291,7 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, ln, slowHandler(http.NotFoundHandler(), started), life, config{shutdownTimeout: 100 * time.Millisecond}, logger)
+		done <- serve(ctx, ln, slowHandler(http.NotFoundHandler(), started, 1500*time.Millisecond), life, config{shutdownTimeout: 100 * time.Millisecond}, logger)
 	}()
 	go func() {
 		if resp, err := http.Get("http://" + ln.Addr().String() + "/slow"); err == nil {
@@ -272,6 +307,7 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 }
 
 func TestSignals(t *testing.T) {
+	t.Parallel()
 	t.Run("SIGTERM drains and exits 0", func(t *testing.T) {
 		cmd, base, out := startBinary(t, "DRAIN_DELAY=300ms")
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -299,8 +335,7 @@ func TestSignals(t *testing.T) {
 		}
 	})
 	t.Run("config error exits 2 with one line", func(t *testing.T) {
-		cmd := exec.Command(buildBinary(t))
-		cmd.Env = append(os.Environ(), "LOG_LEVEL=chatty")
+		cmd := serverCommand("LOG_LEVEL=chatty")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()

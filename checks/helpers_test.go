@@ -7,28 +7,14 @@ package checks
 import (
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
-// repoRoot is the checkout under test; tests run in checks/.
-var repoRoot = func() string {
-	wd, _ := os.Getwd()
-	return filepath.Dir(wd)
-}()
-
-// quote is what the service serves, read from its source.
-var quote = func() string {
-	q, err := devloop.Quote(repoRoot)
-	if err != nil {
-		panic(err) // no quote.go above checks/: nothing here can run
-	}
-	return q
-}()
+// repoRoot is the checkout under test, and quote what it serves.
+var repoRoot, quote = devloop.MustCheckout()
 
 // get fetches url with optional header pairs and returns the status and
 // body; a connection error fails the test.

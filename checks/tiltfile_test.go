@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -82,6 +83,7 @@ type tiltResult struct {
 			UpdateCmdSpec *struct {
 				Args []string `json:"args"`
 			}
+			AllowParallel bool
 		}
 	}
 	DefaultRegistry *struct {
@@ -312,5 +314,49 @@ func TestBrokenTiltfileIsReported(t *testing.T) {
 	}
 	if code, _, _ := tiltfileResult(t, broken); code != 5 {
 		t.Errorf("a Tiltfile with a syntax error: exit %d, want 5", code)
+	}
+}
+
+// TestTiltfileTestsStayOutOfTheWay holds the settings that keep a save from
+// waiting for tests: Tilt runs a local_resource without allow_parallel only
+// when nothing else updates, so compile would queue behind the unit tests
+// the previous save started; and the tests yield the CPU to the build.
+func TestTiltfileTestsStayOutOfTheWay(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^(go test [^#\n]*?)\s+# the tests$`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no line `go test ...  # the tests` in its quick start")
+	}
+	wantTests := "nice -n 19 " + strings.Replace(string(m[1]), "go test ", "go test -short ", 1)
+
+	for _, args := range [][]string{nil, {"--strategy=binary"}} {
+		code, res, stderr := tiltfileResult(t, "Tiltfile", args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d:\n%s", args, code, stderr)
+		}
+		seen := map[string]bool{}
+		for _, m := range res.Manifests {
+			seen[m.Name] = true
+			switch m.Name {
+			case "compile":
+				if !m.DeployTarget.AllowParallel {
+					t.Errorf("%v: compile has no allow_parallel: each save's build would wait for the tests", args)
+				}
+			case "unit-tests":
+				if !m.DeployTarget.AllowParallel {
+					t.Errorf("%v: unit-tests has no allow_parallel", args)
+				}
+				cmd := m.DeployTarget.UpdateCmdSpec
+				if cmd == nil || len(cmd.Args) != 3 || cmd.Args[2] != wantTests {
+					t.Errorf("%v: unit-tests runs %+v, want %q (the README's test command, -short, at the lowest priority)", args, cmd, wantTests)
+				}
+			}
+		}
+		if !seen["unit-tests"] || (len(args) > 0 && !seen["compile"]) {
+			t.Errorf("%v: resources %v, want unit-tests (and compile for the binary strategy)", args, manifestNames(res))
+		}
 	}
 }

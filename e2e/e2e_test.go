@@ -35,6 +35,8 @@ func TestInnerLoop(t *testing.T) {
 		{"LiveUpdate", testLiveUpdate},
 		{"BinaryBuildError", testBinaryBuildError},
 		{"TiltDown", testTiltDown},
+		{"BinaryTestsOn", testBinaryTestsOn},
+		{"TiltDownBinary", testTiltDown},
 		{"Restricted", testRestricted},
 		{"RollingUpdate", testRollingUpdate},
 	}

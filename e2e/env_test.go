@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,20 +33,8 @@ const (
 	selector  = "app.kubernetes.io/name=askeladden"
 )
 
-// repoRoot is the checkout the suite tests; tests run in e2e/.
-var repoRoot = func() string {
-	wd, _ := os.Getwd()
-	return filepath.Dir(wd)
-}()
-
-// quote is what the service serves, read from its source.
-var quote = func() string {
-	q, err := devloop.Quote(repoRoot)
-	if err != nil {
-		panic(err) // no quote.go above e2e/: nothing here can run
-	}
-	return q
-}()
+// repoRoot is the checkout under test, and quote what it serves.
+var repoRoot, quote = devloop.MustCheckout()
 
 // need fails in CI and skips elsewhere when a tool is missing.
 var need = devloop.NeedTool

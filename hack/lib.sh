@@ -77,9 +77,18 @@ start_bg() {
 	local name="$1"
 	shift
 	mkdir -p "$ASKELADDEN_PIDS" "$ASKELADDEN_LOGS"
-	# setsid does not fork when its caller is not a process-group leader, which a
-	# background job of a non-interactive shell never is: $! is the daemon itself.
-	setsid "$@" </dev/null >>"$ASKELADDEN_LOGS/$name.log" 2>&1 &
+	# The daemon keeps none of the caller's other open files: a lock held
+	# around `up` (flock) would otherwise stay held for the daemon's life.
+	# Neither the subshell nor setsid forks (setsid does not when its caller
+	# leads no process group, as a background job never does), so $! is the
+	# daemon itself.
+	(
+		for fd in "/proc/$BASHPID/fd"/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+		done
+		exec setsid "$@" </dev/null >>"$ASKELADDEN_LOGS/$name.log" 2>&1
+	) &
 	printf '%s\n%s\n' "$!" "$1" >"$ASKELADDEN_PIDS/$name.pid"
 }
 

@@ -74,6 +74,23 @@ func CopyProject(src, dst string) error {
 
 var quoteLine = regexp.MustCompile(`(?m)^const quote = (".*")$`)
 
+// MustCheckout is the checkout a test package in a folder of its own
+// (checks/, e2e/) tests, the parent of its working directory, and the quote
+// that checkout serves. It panics where there is none: no test there could
+// run.
+func MustCheckout() (root, quote string) {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	root = filepath.Dir(wd)
+	quote, err = Quote(root)
+	if err != nil {
+		panic(fmt.Sprintf("%v: run the tests from a folder of the askeladden checkout", err))
+	}
+	return root, quote
+}
+
 // Quote reads the quote the service in dir serves, from its quote.go: the
 // one source of it for every check and test outside the service.
 func Quote(dir string) (string, error) {
