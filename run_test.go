@@ -111,7 +111,7 @@ func TestHTTPLimits(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, ln, newServer(logger, life, newRegistry(), readBuild(time.Now()), false), life, cfg, logger)
+		done <- serve(ctx, ln, newServer(logger, life, newRegistry(), readBuild(time.Now()), false, nil), life, cfg, logger)
 	}()
 	t.Cleanup(func() {
 		cancel()
