@@ -28,7 +28,7 @@ import (
 // air: the module, its non-test Go sources and the air config.
 func projectFiles(name string) bool {
 	switch {
-	case name == "go.mod", name == "go.sum", name == ".air.toml":
+	case name == "go.mod", name == "go.sum", name == ".air.toml", name == ".air.debug.toml":
 		return true
 	case strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go"):
 		return true
@@ -203,7 +203,17 @@ type Air struct {
 // StartAir runs `go tool air` in dir with the server on port, writing air's
 // and the server's output to log.
 func StartAir(dir string, port int, log io.Writer) (*Air, error) {
-	cmd := exec.Command("go", "tool", "air")
+	return StartAirConfig(dir, "", port, log)
+}
+
+// StartAirConfig is StartAir with another air config, such as the debug
+// loop's .air.debug.toml; "" is air's default, .air.toml.
+func StartAirConfig(dir, config string, port int, log io.Writer) (*Air, error) {
+	args := []string{"tool", "air"}
+	if config != "" {
+		args = append(args, "-c", config)
+	}
+	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = log, log

@@ -79,6 +79,7 @@ var modes = []mode{
 	{"air", "go tool air on the laptop (.air.toml)", startAir, false},
 	{"tilt-source", "tilt up: live_update syncs the source, air rebuilds in the pod (the default)", tiltMode("--no-tests"), true},
 	{"tilt-binary", "tilt up -- --strategy=binary: compile on the host, sync the binary, devrun restarts", tiltMode("--no-tests", "--strategy=binary"), true},
+	{"tilt-source-debug", "tilt up -- --debug: the source strategy under Delve, a client attached that continues after each live update", tiltDebugMode, true},
 	{"tilt-naive", "tilt up -- --no-live-update: image rebuild and redeploy per edit", tiltMode("--no-tests", "--no-live-update"), true},
 	// What the live_update run() step that waits for the pod's build costs:
 	// the same loop as tilt-source with that step taken out of the Tiltfile.
@@ -156,6 +157,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if res.BuildCheckMS != nil {
 		fmt.Fprintf(stdout, "the build-check step's cost on a good edit (tilt-source - tilt-source-nocheck medians): %+.0f ms (goal: at most 50)\n", *res.BuildCheckMS)
+	}
+	if res.DebugVsSource > 0 {
+		fmt.Fprintf(stdout, "under Delve / plain (tilt-source-debug / tilt-source medians): %.2fx (goal: at most 1.5x)\n", res.DebugVsSource)
 	}
 	if err := res.write(*out); err != nil {
 		return err
@@ -360,6 +364,36 @@ type tiltLoop struct {
 	dir, url string
 	tilt     *devloop.Process
 	log      io.Writer
+	// Under --debug: the attached client and how to stop it.
+	dlv      *devloop.Delve
+	detach   context.CancelFunc
+	detached <-chan error
+}
+
+// tiltDebugMode is tilt-source with a debugger client attached through
+// the port-forward for the whole run, as an editor's would be: each live
+// update stops the new process at its entry until the client continues it,
+// and the client continues at once.
+func tiltDebugMode(ctx context.Context, o opts, log io.Writer) (loop, error) {
+	l, err := tiltMode("--no-tests", "--debug")(ctx, o, log)
+	if err != nil {
+		return nil, err
+	}
+	tl := l.(*tiltLoop)
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	d, err := devloop.DialDelve(dctx, "127.0.0.1:2345")
+	if err != nil {
+		tl.stop()
+		return nil, err
+	}
+	if _, err := d.Halt(); err != nil {
+		tl.stop()
+		return nil, fmt.Errorf("halt through the debugger: %w", err)
+	}
+	kctx, kcancel := context.WithCancel(context.Background())
+	tl.dlv, tl.detach, tl.detached = d, kcancel, d.KeepRunning(kctx)
+	return tl, nil
 }
 
 const tiltForward = "http://localhost:8090/"
@@ -435,6 +469,13 @@ func (l *tiltLoop) edit(ctx context.Context, q string) (time.Duration, error) {
 func (l *tiltLoop) project() (string, string) { return l.dir, l.url }
 
 func (l *tiltLoop) stop() {
+	if l.dlv != nil {
+		l.detach()
+		if err := <-l.detached; err != nil {
+			fmt.Fprintf(l.log, "loopbench: debugger client: %v\n", err)
+		}
+		_ = l.dlv.Disconnect(false)
+	}
 	down := exec.Command("tilt", "down")
 	down.Dir, down.Stdout, down.Stderr = l.dir, l.log, l.log
 	_ = down.Run()
@@ -471,6 +512,9 @@ type results struct {
 	// what the live_update step that waits for the pod's build adds to a
 	// successful edit (goal: 50 ms at most).
 	BuildCheckMS *float64 `json:"build_check_ms,omitempty"`
+	// DebugVsSource is tilt-source-debug's median over tilt-source's: what
+	// running under Delve, with a client attached, costs a live update.
+	DebugVsSource float64 `json:"debug_vs_source,omitempty"`
 }
 
 func (r *results) ratios() {
@@ -484,6 +528,9 @@ func (r *results) ratios() {
 	if med["air-error"] > 0 && med["floor-error"] > 0 {
 		d := round2(med["air-error"] - med["floor-error"])
 		r.AirErrorOverFloorMS = &d
+	}
+	if med["tilt-source-debug"] > 0 && med["tilt-source"] > 0 {
+		r.DebugVsSource = round2(med["tilt-source-debug"] / med["tilt-source"])
 	}
 	if med["tilt-source"] > 0 && med["tilt-source-nocheck"] > 0 {
 		d := round2(med["tilt-source"] - med["tilt-source-nocheck"])
