@@ -65,5 +65,6 @@ require (
 
 tool (
 	github.com/air-verse/air
+	github.com/ornlu-is/askeladden/devimage/buildrec
 	github.com/go-delve/delve/cmd/dlv
 )
