@@ -21,6 +21,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration
 	dev             bool
+	buildStatus     string
 	healthcheck     bool
 	// The HTTP server's own limits. They are not flags: nothing in
 	// production needs to change them, but tests shorten them rather than
@@ -99,6 +100,13 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may take to finish after the drain", durationSetter(&cfg.shutdownTimeout), false},
 		{"drain-delay", "DRAIN_DELAY", "0s", "how long to keep serving, not ready, after a stop signal", durationSetter(&cfg.drainDelay), false},
 		{"dev", "ASKELADDEN_DEV", "false", "dev mode: the HTML page reloads itself when a new build serves", boolSetter(&cfg.dev), true},
+		{"build-status", "ASKELADDEN_BUILD_STATUS", "tmp/build-status.json", "dev mode: the build-status record the dev loop writes, shown in the page when a build fails", func(s string) error {
+			if strings.TrimSpace(s) == "" {
+				return errors.New("want a file path")
+			}
+			cfg.buildStatus = s
+			return nil
+		}, false},
 	}
 
 	fs := flag.NewFlagSet(progName(args), flag.ContinueOnError)

@@ -24,7 +24,7 @@ func testServer(t testing.TB, dev bool) (http.Handler, *lifecycle, *bytes.Buffer
 	life := newLifecycle()
 	life.setReady()
 	build := buildInfo{Version: "test", Revision: "abc", GoVersion: "go", Started: time.Unix(0, 0), BuildID: "build-1"}
-	return newServer(logger, life, newRegistry(), build, dev), life, &logs
+	return newServer(logger, life, newRegistry(), build, dev, nil), life, &logs
 }
 
 func do(h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {

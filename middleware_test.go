@@ -14,7 +14,7 @@ import (
 func TestPanicIsRecovered(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	e := newServer(logger, newLifecycle(), prometheus.NewRegistry(), buildInfo{}, false).(*echo.Echo)
+	e := newServer(logger, newLifecycle(), prometheus.NewRegistry(), buildInfo{}, false, nil).(*echo.Echo)
 	e.GET("/boom", func(echo.Context) error { panic("secret internals") })
 
 	for _, accept := range []string{"", "application/json"} {

@@ -7,7 +7,7 @@ import (
 )
 
 // addRoutes is the one place that lists every route the service answers.
-func addRoutes(e *echo.Echo, life *lifecycle, reg *prometheus.Registry, build buildInfo, dev bool) {
+func addRoutes(e *echo.Echo, life *lifecycle, reg *prometheus.Registry, build buildInfo, dev bool, status *buildStatus) {
 	page := newPage(build, dev)
 
 	getHead(e, "/", handleQuote(page))
@@ -18,8 +18,11 @@ func addRoutes(e *echo.Echo, life *lifecycle, reg *prometheus.Registry, build bu
 
 	// Dev mode only: production serves no script and no extra endpoint.
 	if dev {
+		if status == nil {
+			status = newBuildStatus() // no record watched: the stream carries build IDs only
+		}
 		e.GET(devScriptPath, handleDevScript())
-		e.GET(devEventsPath, handleDevEvents(build, life))
+		e.GET(devEventsPath, handleDevEvents(build, life, status))
 	}
 }
 

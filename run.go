@@ -55,8 +55,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			build.EditToReady = d.Round(time.Millisecond).String()
 		}
 	}
+	// The build-status watcher exists in dev mode only: production reads
+	// no record and sends no event.
+	var status *buildStatus
+	if cfg.dev {
+		status = newBuildStatus()
+		watchBuildStatus(cfg.buildStatus, statusPollEvery, status, logger, life.stopping)
+		logger.Info("watching the dev loop's build status", "path", cfg.buildStatus)
+	}
 	logger.Info("serving", "addr", ln.Addr().String(), "dev", cfg.dev, "version", build.Version, "build_id", build.BuildID)
-	return serve(ctx, ln, newServer(logger, life, reg, build, cfg.dev), life, cfg, logger)
+	return serve(ctx, ln, newServer(logger, life, reg, build, cfg.dev, status), life, cfg, logger)
 }
 
 // serve answers on ln until ctx ends, then drains: not ready at once, still

@@ -111,7 +111,7 @@ func TestHTTPLimits(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, ln, newServer(logger, life, newRegistry(), readBuild(time.Now()), false), life, cfg, logger)
+		done <- serve(ctx, ln, newServer(logger, life, newRegistry(), readBuild(time.Now()), false, nil), life, cfg, logger)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -179,7 +179,7 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	life := newLifecycle()
-	h := newServer(logger, life, newRegistry(), readBuild(time.Now()), false)
+	h := newServer(logger, life, newRegistry(), readBuild(time.Now()), false, nil)
 	started := make(chan struct{}, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,8 +12,9 @@ import (
 
 // newServer builds the whole HTTP surface from its dependencies: the one
 // constructor that tests, benchmarks and run all call, so each gets the
-// stack that production runs.
-func newServer(logger *slog.Logger, life *lifecycle, reg *prometheus.Registry, build buildInfo, dev bool) http.Handler {
+// stack that production runs. status is the dev loop's build status, nil
+// outside dev mode.
+func newServer(logger *slog.Logger, life *lifecycle, reg *prometheus.Registry, build buildInfo, dev bool, status *buildStatus) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -22,7 +23,7 @@ func newServer(logger *slog.Logger, life *lifecycle, reg *prometheus.Registry, b
 	// Every response, errors and panics included, gets an ID, the security
 	// headers, a log line and a metric.
 	e.Use(edge(logger, newMetrics(reg), dev))
-	addRoutes(e, life, reg, build, dev)
+	addRoutes(e, life, reg, build, dev, status)
 	return e
 }
 

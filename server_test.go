@@ -23,7 +23,7 @@ func fullStack() http.Handler {
 	life := newLifecycle()
 	life.setReady()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return newServer(logger, life, newRegistry(), readBuild(time.Now()), false)
+	return newServer(logger, life, newRegistry(), readBuild(time.Now()), false, nil)
 }
 
 // discardWriter is a ResponseWriter that costs nothing, so the benchmark

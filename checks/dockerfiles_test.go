@@ -136,7 +136,7 @@ func (d dockerfile) effectiveUser(s instructions.Stage) string {
 // or, in Dockerfile.dev, a named target the Tiltfile builds.
 func isFinal(d dockerfile, s instructions.Stage) bool {
 	if d.path == "Dockerfile.dev" {
-		return s.Name == "source" || s.Name == "binary"
+		return slices.Contains([]string{"source", "binary", "source-debug", "binary-debug"}, s.Name)
 	}
 	return s.Name == d.stages[len(d.stages)-1].Name
 }

@@ -59,6 +59,9 @@ type tiltResult struct {
 					LocalPath     string `json:"localPath"`
 					ContainerPath string `json:"containerPath"`
 				} `json:"syncs"`
+				Execs []struct {
+					Args []string `json:"args"`
+				} `json:"execs"`
 			}
 			BuildDetails struct {
 				Target             string `json:"target"`
@@ -181,10 +184,15 @@ func TestTiltfileDefault(t *testing.T) {
 			if len(lu.Syncs) != 1 || lu.Syncs[0].LocalPath != "." || lu.Syncs[0].ContainerPath != "/src" {
 				t.Errorf("live_update syncs = %+v, want . -> /src", lu.Syncs)
 			}
-			for _, p := range []string{"go.mod", "go.sum", "Dockerfile.dev"} {
+			for _, p := range []string{"go.mod", "go.sum", "Dockerfile.dev", "devimage/buildrec"} {
 				if !slices.Contains(lu.StopPaths, p) {
 					t.Errorf("fall_back_on %v lacks %s: that change needs a full rebuild", lu.StopPaths, p)
 				}
+			}
+			// After the sync, a step waits for the pod's build of it, so a
+			// failed build fails the update and Tilt shows it.
+			if len(lu.Execs) != 1 || !strings.Contains(strings.Join(lu.Execs[0].Args, " "), "buildrec wait -src /src /src/tmp/build-status.json") {
+				t.Errorf("live_update run steps = %+v, want one `buildrec wait` on the pod's build record", lu.Execs)
 			}
 			pf := m.DeployTarget.PortForwardTemplateSpec
 			if pf == nil || len(pf.Forwards) != 1 || pf.Forwards[0].LocalPort != 8090 || pf.Forwards[0].ContainerPort != 8090 {
@@ -274,6 +282,19 @@ func TestTiltfileFlags(t *testing.T) {
 		it := m.ImageTargets[0]
 		if it.BuildDetails.Target != "binary" || len(it.LiveUpdateSpec.Syncs) != 1 || it.LiveUpdateSpec.Syncs[0].ContainerPath != "/app/sync/" {
 			t.Errorf("binary strategy: target %q syncs %+v", it.BuildDetails.Target, it.LiveUpdateSpec.Syncs)
+		}
+		if len(it.LiveUpdateSpec.Execs) != 0 {
+			t.Errorf("binary strategy run steps %+v: its compile resource already shows a failed build", it.LiveUpdateSpec.Execs)
+		}
+	}
+	for _, m := range res.Manifests {
+		if m.Name != "compile" {
+			continue
+		}
+		// The compile's record, synced beside the binary, is how the page
+		// learns of a failed compile.
+		if args := m.DeployTarget.UpdateCmdSpec; args == nil || !strings.Contains(strings.Join(args.Args, " "), "go tool buildrec record -o build/build-status.json -- ") {
+			t.Errorf("compile does not record its build for the page: %+v", args)
 		}
 	}
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 // testBinaryTestsOn is issue 13's regression check: with the binary
@@ -18,8 +20,13 @@ import (
 // without allow_parallel only when nothing else updates, so compile used
 // to queue behind the unit-test run that a previous change had started.
 func testBinaryTestsOn(t *testing.T, dir string) {
+	// Earlier steps edited the copy: serve whatever it holds now.
+	current, err := devloop.Quote(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tu := startTiltUp(t, dir, "--strategy=binary")
-	waitBody(t, forward, quote, 5*time.Minute)
+	waitBody(t, forward, current, 5*time.Minute)
 	waitAllGreen(t, tu.webURL, 5*time.Minute)
 
 	// Set the unit tests going (a test file is theirs alone), then save

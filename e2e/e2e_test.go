@@ -34,6 +34,7 @@ func TestInnerLoop(t *testing.T) {
 		{"Arm64Image", testArm64Image},
 		{"TiltCI", testTiltCI},
 		{"LiveUpdate", testLiveUpdate},
+		{"BinaryBuildError", testBinaryBuildError},
 		{"TiltDown", testTiltDown},
 		{"BinaryTestsOn", testBinaryTestsOn},
 		{"TiltDownBinary", testTiltDown},
@@ -194,6 +195,11 @@ func testLiveUpdate(t *testing.T, dir string) {
 	}
 	// After an edit, so the page shows the loop's deploy latency.
 	screenshots(t, tu.webURL, forward, edited)
+
+	// On the same pod: a broken save shows in the page and in Tilt.
+	if !t.Run("BuildError", func(t *testing.T) { testBuildError(t, dir, tu, after, edited) }) {
+		t.FailNow()
+	}
 
 	// go.mod is outside what a sync may change: a full rebuild and a new pod.
 	f, err := os.OpenFile(filepath.Join(dir, "go.mod"), os.O_APPEND|os.O_WRONLY, 0)

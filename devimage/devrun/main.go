@@ -10,6 +10,10 @@
 // SIGTERM and never writes over a running executable.
 //
 //	devrun -watch /app/sync/askeladden -initial /app/askeladden -run-dir /app/run -- -dev
+//
+// With -dlv it runs the app under one long-lived Delve instead, and a new
+// binary restarts Delve's target (debug.go); -with starts a second command
+// beside it, such as air building the binary devrun watches.
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -54,8 +59,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	initial := fs.String("initial", "/app/askeladden", "binary to run until one is synced")
 	runDir := fs.String("run-dir", "/app/run", "where each binary is copied before it runs")
 	grace := fs.Duration("grace", 10*time.Second, "how long a stopping process may take before SIGKILL")
+	dlv := fs.String("dlv", "", "debug mode: run the app under this Delve executable")
+	dlvListen := fs.String("dlv-listen", "127.0.0.1:2345", "debug mode: where debugger clients connect")
+	dlvBackend := fs.String("dlv-backend", "127.0.0.1:2346", "debug mode: where Delve itself listens")
+	with := fs.String("with", "", "debug mode: a command to run beside the app (split on spaces), stopped with it")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *with != "" && *dlv == "" {
+		return errors.New("-with needs -dlv")
 	}
 	s := &supervisor{watch: *watch, initial: *initial, runDir: *runDir, args: fs.Args(), grace: *grace, stdout: stdout, stderr: stderr}
 	if err := os.MkdirAll(s.runDir, 0o755); err != nil {
@@ -64,6 +76,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// Watch the directory, not the file: a sync replaces the file, and a
 	// watch on the old inode would go quiet.
 	dir := filepath.Dir(s.watch)
+	// In the source strategy's debug image air makes this directory only
+	// when it first builds.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("inotify: %w", err)
@@ -76,6 +93,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+
+	if *dlv != "" {
+		d := &debugger{dlv: *dlv, listen: *dlvListen, backend: *dlvBackend,
+			bin: filepath.Join(s.runDir, "app"), args: s.args, stdout: stdout, stderr: stderr}
+		var withCmd *exec.Cmd
+		if f := strings.Fields(*with); len(f) > 0 {
+			withCmd = exec.Command(f[0], f[1:]...)
+		}
+		return s.runDebug(d, events, signals, withCmd)
+	}
 
 	first := s.initial
 	if _, err := os.Stat(s.watch); err == nil {

@@ -5,6 +5,7 @@
 package devloop
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -27,7 +28,7 @@ import (
 // air: the module, its non-test Go sources and the air config.
 func projectFiles(name string) bool {
 	switch {
-	case name == "go.mod", name == "go.sum", name == ".air.toml":
+	case name == "go.mod", name == "go.sum", name == ".air.toml", name == ".air.debug.toml":
 		return true
 	case strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go"):
 		return true
@@ -35,26 +36,35 @@ func projectFiles(name string) bool {
 	return false
 }
 
-// CopyProject copies the top level of the project in src that the build
-// needs into dst, which must exist.
+// buildDirs are the folders besides the top level that air's build
+// command needs: the build recorder it runs as a Go tool.
+var buildDirs = []string{filepath.Join("devimage", "buildrec")}
+
+// CopyProject copies what the project in src needs to build under air
+// into dst, which must exist: the top level and buildDirs.
 func CopyProject(src, dst string) error {
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
 	n := 0
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !projectFiles(e.Name()) {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+	for _, dir := range append([]string{"."}, buildDirs...) {
+		entries, err := os.ReadDir(filepath.Join(src, dir))
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+		if err := os.MkdirAll(filepath.Join(dst, dir), 0o755); err != nil {
 			return err
 		}
-		n++
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !projectFiles(e.Name()) {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(src, dir, e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dst, dir, e.Name()), b, 0o644); err != nil {
+				return err
+			}
+			n++
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dst, "quote.go")); err != nil {
 		return fmt.Errorf("copy of %s has no quote.go (%d files copied): %w", src, n, err)
@@ -193,7 +203,17 @@ type Air struct {
 // StartAir runs `go tool air` in dir with the server on port, writing air's
 // and the server's output to log.
 func StartAir(dir string, port int, log io.Writer) (*Air, error) {
-	cmd := exec.Command("go", "tool", "air")
+	return StartAirConfig(dir, "", port, log)
+}
+
+// StartAirConfig is StartAir with another air config, such as the debug
+// loop's .air.debug.toml; "" is air's default, .air.toml.
+func StartAirConfig(dir, config string, port int, log io.Writer) (*Air, error) {
+	args := []string{"tool", "air"}
+	if config != "" {
+		args = append(args, "-c", config)
+	}
+	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = log, log
@@ -333,4 +353,113 @@ func NeedTool(t TB, ok bool, what, how string) {
 		t.Fatalf("%s is missing, and CI=true: %s", what, how)
 	}
 	t.Skipf("%s is missing: %s", what, how)
+}
+
+// Event is one Server-Sent Event from the dev server's /_dev/events.
+type Event struct {
+	Name, Data string
+	At         time.Time // when it arrived
+}
+
+// Events follows url (a /_dev/events stream) as a page's EventSource does:
+// it reconnects 100 ms after the stream breaks, as the server's retry
+// field asks, until ctx ends. Every event goes to the returned channel,
+// which is closed when ctx ends; a slow reader loses none (the channel is
+// large and the dev server sends a few events per build).
+func Events(ctx context.Context, url string) <-chan Event {
+	out := make(chan Event, 1024)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			readEvents(ctx, client, url, out)
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}
+
+func readEvents(ctx context.Context, client *http.Client, url string, out chan<- Event) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var ev Event
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev.Name != "" {
+				ev.At = time.Now()
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+			ev = Event{}
+		case strings.HasPrefix(line, "event: "):
+			ev.Name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			ev.Data = strings.TrimPrefix(line, "data: ")
+		}
+	}
+}
+
+// WaitEvent returns the first event called name from events.
+func WaitEvent(ctx context.Context, events <-chan Event, name string) (Event, error) {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return Event{}, fmt.Errorf("event stream ended before a %s event", name)
+			}
+			if ev.Name == name {
+				return ev, nil
+			}
+		case <-ctx.Done():
+			return Event{}, fmt.Errorf("no %s event: %w", name, ctx.Err())
+		}
+	}
+}
+
+// Drain discards the events that have already arrived.
+func Drain(events <-chan Event) {
+	for {
+		select {
+		case <-events:
+		default:
+			return
+		}
+	}
+}
+
+// BreakLine is a line that does not compile, distinct for each n so that
+// every broken save is a new build.
+func BreakLine(n int) string {
+	return fmt.Sprintf("\nvar _ int = \"broken edit %d\"\n", n)
+}
+
+// Break appends BreakLine(n) to dir/quote.go in one write, as a save of a
+// broken edit would, and returns the file's previous content.
+func Break(dir string, n int) ([]byte, error) {
+	p := filepath.Join(dir, "quote.go")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(p, append(bytes.Clone(b), BreakLine(n)...), 0o644)
 }

@@ -30,7 +30,13 @@ func TestSetQuote(t *testing.T) {
 
 func TestCopyProject(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	for _, f := range []string{"go.mod", "go.sum", "main.go", "quote.go", "main_test.go", "README.md", ".air.toml"} {
+	for _, d := range []string{"devimage/buildrec", "devimage/devrun"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"go.mod", "go.sum", "main.go", "quote.go", "main_test.go", "README.md", ".air.toml",
+		"devimage/buildrec/main.go", "devimage/buildrec/main_test.go", "devimage/devrun/main.go"} {
 		if err := os.WriteFile(filepath.Join(src, f), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -43,8 +49,14 @@ func TestCopyProject(t *testing.T) {
 	for _, e := range got {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != ".air.toml go.mod go.sum main.go quote.go" {
+	if strings.Join(names, " ") != ".air.toml devimage go.mod go.sum main.go quote.go" {
 		t.Errorf("copied %v", names)
+	}
+	// air's build command runs the build recorder; nothing else below.
+	got, _ = os.ReadDir(filepath.Join(dst, "devimage"))
+	rec, _ := os.ReadDir(filepath.Join(dst, "devimage", "buildrec"))
+	if len(got) != 1 || len(rec) != 1 || rec[0].Name() != "main.go" {
+		t.Errorf("copied under devimage: %v, buildrec: %v; want buildrec/main.go alone", got, rec)
 	}
 	if err := CopyProject(t.TempDir(), t.TempDir()); err == nil {
 		t.Error("copying a directory without quote.go must fail")

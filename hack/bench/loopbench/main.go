@@ -1,8 +1,10 @@
 // Command loopbench measures the inner loop: the time from saving an edit
 // to the first HTTP response that carries it, for each way of running the
-// service, side by side in one run.
+// service, side by side in one run. The *-error modes time a broken save
+// to the build-error event that tells an open page.
 //
 //	go run ./hack/bench/loopbench              # air and the floor, 10 edits each
+//	go run ./hack/bench/loopbench -modes floor-error,air-error
 //	go run ./hack/bench/loopbench -modes all   # also Tilt, given a cluster (see README)
 package main
 
@@ -17,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,6 +63,13 @@ type loop interface {
 	stop()
 }
 
+// served is a loop that serves a project copy over HTTP: the error modes
+// break its source and listen to its dev event stream.
+type served interface {
+	loop
+	project() (dir, url string)
+}
+
 type opts struct {
 	root string // the project checkout
 }
@@ -69,7 +79,18 @@ var modes = []mode{
 	{"air", "go tool air on the laptop (.air.toml)", startAir, false},
 	{"tilt-source", "tilt up: live_update syncs the source, air rebuilds in the pod (the default)", tiltMode("--no-tests"), true},
 	{"tilt-binary", "tilt up -- --strategy=binary: compile on the host, sync the binary, devrun restarts", tiltMode("--no-tests", "--strategy=binary"), true},
+	{"tilt-source-debug", "tilt up -- --debug: the source strategy under Delve, a client attached that continues after each live update", tiltDebugMode, true},
 	{"tilt-naive", "tilt up -- --no-live-update: image rebuild and redeploy per edit", tiltMode("--no-tests", "--no-live-update"), true},
+	// What the live_update run() step that waits for the pod's build costs:
+	// the same loop as tilt-source with that step taken out of the Tiltfile.
+	{"tilt-source-nocheck", "tilt-source without the live_update step that waits for the pod's build", tiltModeWith(withoutBuildCheck, "--no-tests"), true},
+	// Edit to error shown: a broken save, to the build-error event that
+	// tells an open page (a client of /_dev/events, as the page's
+	// EventSource is). Each sample then fixes the edit and waits for the
+	// fix to serve, so the next one starts from a good build.
+	{"floor-error", "incremental go build of a broken edit, to its failure", startFloorError, false},
+	{"air-error", "go tool air: a broken save to the build-error event on /_dev/events", errorMode(startAir), false},
+	{"tilt-source-error", "tilt up: a broken save to the build-error event through the port-forward", errorMode(tiltMode("--no-tests")), true},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -130,6 +151,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printTable(stdout, res)
 	if res.NaiveVsLiveUpdate > 0 {
 		fmt.Fprintf(stdout, "\nnaive / live_update (tilt-naive / tilt-source medians): %.2fx\n", res.NaiveVsLiveUpdate)
+	}
+	if res.AirErrorOverFloorMS != nil {
+		fmt.Fprintf(stdout, "edit to error shown under air, over the failing build (air-error - floor-error medians): %+.0f ms (goal: at most 300)\n", *res.AirErrorOverFloorMS)
+	}
+	if res.BuildCheckMS != nil {
+		fmt.Fprintf(stdout, "the build-check step's cost on a good edit (tilt-source - tilt-source-nocheck medians): %+.0f ms (goal: at most 50)\n", *res.BuildCheckMS)
+	}
+	if res.DebugVsSource > 0 {
+		fmt.Fprintf(stdout, "under Delve / plain (tilt-source-debug / tilt-source medians): %.2fx (goal: at most 1.5x)\n", res.DebugVsSource)
 	}
 	if err := res.write(*out); err != nil {
 		return err
@@ -288,8 +318,8 @@ func (f *floorLoop) stop() { os.RemoveAll(f.dir) }
 
 // airLoop runs the laptop loop exactly as the README tells a user to.
 type airLoop struct {
-	air *devloop.Air
-	url string
+	air      *devloop.Air
+	dir, url string
 }
 
 func startAir(ctx context.Context, o opts, log io.Writer) (loop, error) {
@@ -305,7 +335,7 @@ func startAir(ctx context.Context, o opts, log io.Writer) (loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &airLoop{air: air, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
+	a := &airLoop{air: air, dir: dir, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
 	if _, err := waitFor(ctx, time.Now(), a.url, "Strange women"); err != nil {
 		a.stop()
 		return nil, fmt.Errorf("air never served: %w", err)
@@ -321,6 +351,8 @@ func (a *airLoop) edit(ctx context.Context, q string) (time.Duration, error) {
 	return waitFor(ctx, start, a.url, q)
 }
 
+func (a *airLoop) project() (string, string) { return a.dir, a.url }
+
 func (a *airLoop) stop() {
 	_ = a.air.Stop(15 * time.Second)
 	os.RemoveAll(a.air.Dir)
@@ -329,14 +361,64 @@ func (a *airLoop) stop() {
 // tiltLoop runs `tilt up` in a scratch copy of the whole project and times
 // edits through its port-forward, as a developer's browser sees them.
 type tiltLoop struct {
-	dir  string
-	tilt *devloop.Process
-	log  io.Writer
+	dir, url string
+	tilt     *devloop.Process
+	log      io.Writer
+	// Under --debug: the attached client and how to stop it.
+	dlv      *devloop.Delve
+	detach   context.CancelFunc
+	detached <-chan error
+}
+
+// tiltDebugMode is tilt-source with a debugger client attached through
+// the port-forward for the whole run, as an editor's would be: each live
+// update stops the new process at its entry until the client continues it,
+// and the client continues at once.
+func tiltDebugMode(ctx context.Context, o opts, log io.Writer) (loop, error) {
+	l, err := tiltMode("--no-tests", "--debug")(ctx, o, log)
+	if err != nil {
+		return nil, err
+	}
+	tl := l.(*tiltLoop)
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	d, err := devloop.DialDelve(dctx, "127.0.0.1:2345")
+	if err != nil {
+		tl.stop()
+		return nil, err
+	}
+	if _, err := d.Halt(); err != nil {
+		tl.stop()
+		return nil, fmt.Errorf("halt through the debugger: %w", err)
+	}
+	kctx, kcancel := context.WithCancel(context.Background())
+	tl.dlv, tl.detach, tl.detached = d, kcancel, d.KeepRunning(kctx)
+	return tl, nil
 }
 
 const tiltForward = "http://localhost:8090/"
 
 func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, error) {
+	return tiltModeWith(nil, args...)
+}
+
+// buildCheckStep is the Tiltfile's live_update step that waits for the
+// pod's build; withoutBuildCheck removes it from a scratch copy.
+var buildCheckStep = regexp.MustCompile(`(?m)^\s*run\(\['buildrec', 'wait'[^\n]*\),\n`)
+
+func withoutBuildCheck(dir string) error {
+	p := filepath.Join(dir, "Tiltfile")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if !buildCheckStep.Match(b) {
+		return fmt.Errorf("%s has no `run(['buildrec', 'wait', ...])` step to take out", p)
+	}
+	return os.WriteFile(p, buildCheckStep.ReplaceAll(b, nil), 0o644)
+}
+
+func tiltModeWith(patch func(dir string) error, args ...string) func(context.Context, opts, io.Writer) (loop, error) {
 	return func(ctx context.Context, o opts, log io.Writer) (loop, error) {
 		if _, err := exec.LookPath("tilt"); err != nil {
 			return nil, usageError("tilt is not on PATH: run `bash hack/build-tilt.sh` and add ~/.cache/askeladden/bin to PATH")
@@ -351,6 +433,11 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 		if err := devloop.CopyTracked(o.root, dir); err != nil {
 			return nil, err
 		}
+		if patch != nil {
+			if err := patch(dir); err != nil {
+				return nil, err
+			}
+		}
 		port, err := devloop.FreePort()
 		if err != nil {
 			return nil, err
@@ -359,7 +446,7 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 		if err != nil {
 			return nil, err
 		}
-		l := &tiltLoop{dir: dir, tilt: tilt, log: log}
+		l := &tiltLoop{dir: dir, tilt: tilt, log: log, url: tiltForward}
 		// The first deploy builds the image: allow for a cold cache.
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 		defer cancel()
@@ -379,7 +466,16 @@ func (l *tiltLoop) edit(ctx context.Context, q string) (time.Duration, error) {
 	return waitFor(ctx, start, tiltForward, q)
 }
 
+func (l *tiltLoop) project() (string, string) { return l.dir, l.url }
+
 func (l *tiltLoop) stop() {
+	if l.dlv != nil {
+		l.detach()
+		if err := <-l.detached; err != nil {
+			fmt.Fprintf(l.log, "loopbench: debugger client: %v\n", err)
+		}
+		_ = l.dlv.Disconnect(false)
+	}
 	down := exec.Command("tilt", "down")
 	down.Dir, down.Stdout, down.Stderr = l.dir, l.log, l.log
 	_ = down.Run()
@@ -408,6 +504,17 @@ type results struct {
 	// NaiveVsLiveUpdate is tilt-naive's median over the default
 	// live_update strategy's: what live_update saves.
 	NaiveVsLiveUpdate float64 `json:"naive_vs_live_update,omitempty"`
+	// AirErrorOverFloorMS is air-error's median minus floor-error's: what
+	// air, the record and the stream add to the failing build itself
+	// (goal: 300 ms at most).
+	AirErrorOverFloorMS *float64 `json:"air_error_over_floor_error_ms,omitempty"`
+	// BuildCheckMS is tilt-source's median minus tilt-source-nocheck's:
+	// what the live_update step that waits for the pod's build adds to a
+	// successful edit (goal: 50 ms at most).
+	BuildCheckMS *float64 `json:"build_check_ms,omitempty"`
+	// DebugVsSource is tilt-source-debug's median over tilt-source's: what
+	// running under Delve, with a client attached, costs a live update.
+	DebugVsSource float64 `json:"debug_vs_source,omitempty"`
 }
 
 func (r *results) ratios() {
@@ -418,12 +525,27 @@ func (r *results) ratios() {
 	if med["tilt-naive"] > 0 && med["tilt-source"] > 0 {
 		r.NaiveVsLiveUpdate = round2(med["tilt-naive"] / med["tilt-source"])
 	}
-	floor := med["floor"]
-	if floor == 0 {
-		return
+	if med["air-error"] > 0 && med["floor-error"] > 0 {
+		d := round2(med["air-error"] - med["floor-error"])
+		r.AirErrorOverFloorMS = &d
 	}
-	for i := range r.Configs {
-		r.Configs[i].MedianVsFloor = round2(r.Configs[i].Summary.MedMS / floor)
+	if med["tilt-source-debug"] > 0 && med["tilt-source"] > 0 {
+		r.DebugVsSource = round2(med["tilt-source-debug"] / med["tilt-source"])
+	}
+	if med["tilt-source"] > 0 && med["tilt-source-nocheck"] > 0 {
+		d := round2(med["tilt-source"] - med["tilt-source-nocheck"])
+		r.BuildCheckMS = &d
+	}
+	// A broken save is measured against the failing build, the rest
+	// against the good one.
+	for i, c := range r.Configs {
+		floor := med["floor"]
+		if strings.HasSuffix(c.Name, "-error") {
+			floor = med["floor-error"]
+		}
+		if floor > 0 {
+			r.Configs[i].MedianVsFloor = round2(c.Summary.MedMS / floor)
+		}
 	}
 }
 
@@ -443,6 +565,8 @@ func (r results) write(path string) error {
 func printTable(w io.Writer, r results) {
 	fmt.Fprintf(w, "Edit to first response with the edit, %d edits each, %s\n", r.Edits, r.Date)
 	fmt.Fprintf(w, "Machine: %s\n\n", r.Machine)
+	fmt.Fprintln(w, "Each *-error row is a broken save to the page's build-error event; its floor is floor-error.")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| configuration        |  min ms | median ms |  p90 ms | median / floor |")
 	fmt.Fprintln(w, "|----------------------|--------:|----------:|--------:|---------------:|")
 	for _, c := range r.Configs {
@@ -487,4 +611,111 @@ func chart(r results) string {
 	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#444">%s, %d cores, %s</text>`+"\n", h-4, r.Machine.CPU, r.Machine.Cores, r.Machine.Go)
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// errorLoop times a broken save to the build-error event an open page
+// receives, on a loop that serves (air or Tilt).
+type errorLoop struct {
+	served
+	events <-chan devloop.Event
+	cancel context.CancelFunc
+	n      int
+}
+
+func errorMode(start func(context.Context, opts, io.Writer) (loop, error)) func(context.Context, opts, io.Writer) (loop, error) {
+	return func(ctx context.Context, o opts, log io.Writer) (loop, error) {
+		l, err := start(ctx, o, log)
+		if err != nil {
+			return nil, err
+		}
+		s, ok := l.(served)
+		if !ok {
+			l.stop()
+			return nil, fmt.Errorf("%T serves no page to show an error in", l)
+		}
+		_, url := s.project()
+		ectx, cancel := context.WithCancel(context.Background())
+		return &errorLoop{served: s, events: devloop.Events(ectx, url+"_dev/events"), cancel: cancel}, nil
+	}
+}
+
+func (e *errorLoop) edit(ctx context.Context, q string) (time.Duration, error) {
+	dir, url := e.project()
+	e.n++
+	devloop.Drain(e.events)
+	start := time.Now()
+	good, err := devloop.Break(dir, e.n)
+	if err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, perEditTimeout)
+	defer cancel()
+	ev, err := devloop.WaitEvent(wctx, e.events, "build-error")
+	if err != nil {
+		return 0, err
+	}
+	if !strings.Contains(ev.Data, "broken edit") {
+		return 0, fmt.Errorf("the build-error event does not carry the broken line: %.300s", ev.Data)
+	}
+	shown := ev.At.Sub(start)
+	// Fix it, with a new quote, and wait until the fix serves and the page
+	// hears the build is good again.
+	if err := os.WriteFile(filepath.Join(dir, "quote.go"), good, 0o644); err != nil {
+		return 0, err
+	}
+	if err := devloop.SetQuote(dir, q); err != nil {
+		return 0, err
+	}
+	if _, err := waitFor(ctx, time.Now(), url, q); err != nil {
+		return 0, fmt.Errorf("after the fix: %w", err)
+	}
+	if _, err := devloop.WaitEvent(wctx, e.events, "build-ok"); err != nil {
+		return 0, fmt.Errorf("after the fix: %w", err)
+	}
+	return shown, nil
+}
+
+func (e *errorLoop) stop() {
+	e.cancel()
+	e.served.stop()
+}
+
+// floorErrorLoop is the least a loop can do with a broken save: the
+// incremental go build that fails on it.
+type floorErrorLoop struct {
+	*floorLoop
+	n int
+}
+
+func startFloorError(ctx context.Context, o opts, log io.Writer) (loop, error) {
+	l, err := startFloor(ctx, o, log)
+	if err != nil {
+		return nil, err
+	}
+	return &floorErrorLoop{floorLoop: l.(*floorLoop)}, nil
+}
+
+func (f *floorErrorLoop) edit(ctx context.Context, q string) (time.Duration, error) {
+	f.n++
+	good, err := devloop.Break(f.dir, f.n)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	err = f.build(ctx)
+	d := time.Since(start)
+	if err == nil {
+		return 0, errors.New("the broken edit built")
+	}
+	// Fixed and built, as the error loops do between samples.
+	if err := os.WriteFile(filepath.Join(f.dir, "quote.go"), good, 0o644); err != nil {
+		return 0, err
+	}
+	if err := devloop.SetQuote(f.dir, q); err != nil {
+		return 0, err
+	}
+	if err := f.build(ctx); err != nil {
+		return 0, fmt.Errorf("build after the fix: %w", err)
+	}
+	return d, nil
 }
