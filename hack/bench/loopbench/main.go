@@ -1,29 +1,27 @@
 // Command loopbench measures the inner loop: the time from saving an edit
 // to the first HTTP response that carries it, for each way of running the
-// service, side by side in one run.
+// service, side by side in one run, with a profile of where each Tilt
+// sample's time went.
 //
 //	go run ./hack/bench/loopbench              # air and the floor, 10 edits each
 //	go run ./hack/bench/loopbench -modes all   # also Tilt, given a cluster (see README)
+//	go run ./hack/bench/loopbench -replot docs/loopbench.json   # redraw the table and chart
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ornlu-is/askeladden/hack/bench/stats"
-	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
 func main() {
@@ -52,24 +50,55 @@ type mode struct {
 	// exclusive modes share the cluster and Tilt's port-forward, so they
 	// run one after another rather than round robin with the others.
 	exclusive bool
+	// spaced modes run once per -gaps spacing: a save that lands while
+	// the previous one's tests or compile still run is what they are for.
+	spaced bool
+	// extras: the sync-only round trip and the pod-against-host build run
+	// in this mode's session (tilt-source: the pod air builds in).
+	extras bool
 }
 
-// loop times one edit: from writing it to the first response carrying it.
+// sample is one timed edit.
+type sample struct {
+	start, end time.Time
+	// binMTime is the compiled binary's modification time after the edit
+	// was served (binary strategy): when the host compile finished.
+	binMTime time.Time
+}
+
+func (s sample) d() time.Duration { return s.end.Sub(s.start) }
+
+// loop times edits: from writing one to the first response carrying it.
 type loop interface {
-	edit(ctx context.Context, quote string) (time.Duration, error)
+	edit(ctx context.Context, quote string) (sample, error)
+	// settle waits, after an edit was served, until the next may be
+	// written: gap after it, or once nothing runs any more (gapSettled).
+	settle(ctx context.Context, gap string) error
 	stop()
+}
+
+// profiler is a loop that can say where each sample's time went.
+type profiler interface {
+	profile(ctx context.Context, s []sample) ([]phases, error)
 }
 
 type opts struct {
 	root string // the project checkout
+	lock string // a lock file to hold while a Tilt session runs ("" for none)
 }
 
+// gapSettled waits for the loop to go idle (Tilt: no resource building or
+// testing), then one second: a developer who looks at the result first.
+const gapSettled = "settled"
+
 var modes = []mode{
-	{"floor", "incremental go build of the edit, then exec to first response", startFloor, false},
-	{"air", "go tool air on the laptop (.air.toml)", startAir, false},
-	{"tilt-source", "tilt up: live_update syncs the source, air rebuilds in the pod (the default)", tiltMode("--no-tests"), true},
-	{"tilt-binary", "tilt up -- --strategy=binary: compile on the host, sync the binary, devrun restarts", tiltMode("--no-tests", "--strategy=binary"), true},
-	{"tilt-naive", "tilt up -- --no-live-update: image rebuild and redeploy per edit", tiltMode("--no-tests", "--no-live-update"), true},
+	{name: "floor", about: "incremental go build of the edit, then exec to first response", start: startFloor},
+	{name: "air", about: "go tool air on the laptop (.air.toml)", start: startAir},
+	{name: "tilt-source", about: "tilt up -- --no-tests: live_update syncs the source, air rebuilds in the pod (the default strategy)", start: tiltMode("--no-tests"), exclusive: true, spaced: true, extras: true},
+	{name: "tilt-default", about: "tilt up, exactly as the README says: the source strategy with the unit-tests resource", start: tiltMode(), exclusive: true, spaced: true},
+	{name: "tilt-binary", about: "tilt up -- --strategy=binary --no-tests: compile on the host, sync the binary, devrun restarts", start: tiltMode("--strategy=binary", "--no-tests"), exclusive: true, spaced: true},
+	{name: "tilt-binary-default", about: "tilt up -- --strategy=binary: the binary strategy with the unit-tests resource", start: tiltMode("--strategy=binary"), exclusive: true, spaced: true},
+	{name: "tilt-naive", about: "tilt up -- --no-live-update --no-tests: image rebuild and redeploy per edit", start: tiltMode("--no-live-update", "--no-tests"), exclusive: true},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,13 +106,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 10, "edits per configuration")
 	which := fs.String("modes", "floor,air", "comma-separated configurations to run, or all: "+modeNames()+" (tilt-* need a cluster, KUBECONFIG and tilt on PATH)")
-	out := fs.String("out", "docs/loopbench.json", "JSON results file (directories are created)")
-	verbose := fs.Bool("v", false, "show the output of air and the servers")
+	gapList := fs.String("gaps", gapSettled, "comma-separated spacings of edits for the tilt live-update modes: "+gapSettled+" (wait until Tilt is idle, then 1s) or a duration after the previous edit was served, e.g. 1s; the other modes use the first")
+	out := fs.String("out", "docs/loopbench.json", "JSON results file; the table (.md) and chart (.svg) are written beside it")
+	lock := fs.String("lock", "", "a lock file (flock) to hold while each Tilt session runs, e.g. /tmp/askeladden-cluster.lock")
+	replot := fs.String("replot", "", "redraw the table and chart of this results file and exit (no measurement)")
+	verbose := fs.Bool("v", false, "show the output of air, Tilt and the servers")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError(err.Error())
 	}
+	if fs.NArg() > 0 {
+		return usageError(fmt.Sprintf("unexpected argument %q: loopbench takes only flags", fs.Arg(0)))
+	}
+	if *replot != "" {
+		r, err := readResults(*replot)
+		if err != nil {
+			return err
+		}
+		return writeReports(stdout, r, *replot, false)
+	}
 	if *n < 1 || *n > 200 {
 		return usageError(fmt.Sprintf("invalid -n %d: want 1 to 200 edits", *n))
+	}
+	gaps, err := parseGaps(*gapList)
+	if err != nil {
+		return err
 	}
 	selected, err := selectModes(*which)
 	if err != nil {
@@ -100,80 +146,246 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		log = stderr
 	}
+	o := opts{root: root, lock: *lock}
 
-	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: stats.DescribeMachine(), Edits: *n}
-	samples := make([][]time.Duration, len(selected))
-	var shared []int
-	for i, m := range selected {
+	res := results{
+		Date:    time.Now().UTC().Format(time.RFC3339),
+		Machine: stats.DescribeMachine(),
+		Command: "go run ./hack/bench/loopbench " + strings.Join(args[1:], " "),
+		Edits:   *n,
+		Gaps:    gaps,
+	}
+	var shared []mode
+	for _, m := range selected {
 		if !m.exclusive {
-			shared = append(shared, i)
+			shared = append(shared, m)
 		}
 	}
-	if err := measureRoundRobin(ctx, selected, shared, root, *n, log, stderr, samples); err != nil {
-		return err
+	if len(shared) > 0 {
+		cs, err := measureRoundRobin(ctx, shared, o, *n, gaps[0], log, stderr)
+		if err != nil {
+			return err
+		}
+		res.Configs = append(res.Configs, cs...)
 	}
-	for i, m := range selected {
+	for _, m := range selected {
 		if m.exclusive {
-			if err := measureRoundRobin(ctx, selected, []int{i}, root, *n, log, stderr, samples); err != nil {
+			cs, err := measureSession(ctx, m, o, *n, gaps, log, stderr)
+			if err != nil {
 				return err
 			}
+			res.Configs = append(res.Configs, cs...)
 		}
 	}
-	for i, m := range selected {
-		s, err := stats.Summarize(samples[i])
-		if err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+	res.analyse()
+	return writeReports(stdout, res, *out, true)
+}
+
+// writeReports prints the table and writes it, the chart and (unless
+// only redrawing) the results file beside out.
+func writeReports(stdout io.Writer, r results, out string, writeJSON bool) error {
+	printTable(stdout, r)
+	if writeJSON {
+		if err := r.write(out); err != nil {
+			return err
 		}
-		res.Configs = append(res.Configs, config{Name: m.name, About: m.about, Summary: s})
 	}
-	res.ratios()
-	printTable(stdout, res)
-	if res.NaiveVsLiveUpdate > 0 {
-		fmt.Fprintf(stdout, "\nnaive / live_update (tilt-naive / tilt-source medians): %.2fx\n", res.NaiveVsLiveUpdate)
-	}
-	if err := res.write(*out); err != nil {
-		return err
-	}
-	base := strings.TrimSuffix(*out, filepath.Ext(*out))
+	base := strings.TrimSuffix(out, filepath.Ext(out))
 	var md strings.Builder
-	printTable(&md, res)
+	printTable(&md, r)
 	if err := os.WriteFile(base+".md", []byte(md.String()), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(base+".svg", []byte(chart(res)), 0o644)
+	svg, err := chart(r)
+	if err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	return os.WriteFile(base+".svg", svg, 0o644)
 }
 
-// measureRoundRobin starts the loops named by idx and takes n samples from
-// each, round robin: every configuration takes its i-th sample before any
-// takes its next, so a noisy minute on the machine hits all of them.
-func measureRoundRobin(ctx context.Context, modes []mode, idx []int, root string, n int, log, stderr io.Writer, samples [][]time.Duration) error {
-	loops := map[int]loop{}
+func parseGaps(list string) ([]string, error) {
+	var gaps []string
+	for _, g := range strings.Split(list, ",") {
+		g = strings.TrimSpace(g)
+		if g != gapSettled {
+			d, err := time.ParseDuration(g)
+			if err != nil || d < 0 || d > time.Minute {
+				return nil, usageError(fmt.Sprintf("invalid spacing %q in -gaps: want %s or a duration from 0s to 1m, e.g. 1s", g, gapSettled))
+			}
+			g = d.String()
+		}
+		for _, have := range gaps {
+			if have == g {
+				return nil, usageError(fmt.Sprintf("spacing %q appears twice in -gaps", g))
+			}
+		}
+		gaps = append(gaps, g)
+	}
+	return gaps, nil
+}
+
+// waitGap waits gap (a duration) or, for gapSettled, one second: what a
+// loop with nothing running in the background needs between edits.
+func waitGap(ctx context.Context, gap string) error {
+	d := time.Second
+	if gap != gapSettled {
+		d, _ = time.ParseDuration(gap) // checked by parseGaps
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// measureRoundRobin starts the loops and takes n samples from each, round
+// robin: every configuration takes its i-th sample before any takes its
+// next, so a noisy minute on the machine hits all of them.
+func measureRoundRobin(ctx context.Context, ms []mode, o opts, n int, gap string, log, stderr io.Writer) ([]config, error) {
+	loops := make([]loop, len(ms))
 	defer func() {
 		for _, l := range loops {
-			l.stop()
+			if l != nil {
+				l.stop()
+			}
 		}
 	}()
-	for _, i := range idx {
-		fmt.Fprintf(stderr, "loopbench: starting %s\n", modes[i].name)
-		l, err := modes[i].start(ctx, opts{root: root}, log)
+	for i, m := range ms {
+		fmt.Fprintf(stderr, "loopbench: starting %s\n", m.name)
+		l, err := m.start(ctx, o, log)
 		if err != nil {
-			return fmt.Errorf("%s: %w", modes[i].name, err)
+			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
 		loops[i] = l
 	}
+	samples := make([][]sample, len(ms))
 	for e := 1; e <= n; e++ {
-		for _, i := range idx {
-			// Let watchers and Tilt settle, as between a developer's saves.
-			time.Sleep(time.Second)
-			d, err := loops[i].edit(ctx, editQuote(e))
-			if err != nil {
-				return fmt.Errorf("%s, edit %d: %w", modes[i].name, e, err)
+		for i, m := range ms {
+			if err := loops[i].settle(ctx, gap); err != nil {
+				return nil, fmt.Errorf("%s, before edit %d: %w", m.name, e, err)
 			}
-			fmt.Fprintf(stderr, "loopbench: %s edit %d: %s\n", modes[i].name, e, d.Round(time.Millisecond))
-			samples[i] = append(samples[i], d)
+			s, err := loops[i].edit(ctx, editQuote(e))
+			if err != nil {
+				return nil, fmt.Errorf("%s, edit %d: %w", m.name, e, err)
+			}
+			fmt.Fprintf(stderr, "loopbench: %s edit %d: %s\n", m.name, e, s.d().Round(time.Millisecond))
+			samples[i] = append(samples[i], s)
 		}
 	}
-	return nil
+	var out []config
+	for i, m := range ms {
+		c, err := summarize(m.name, gap, m.about, samples[i], nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// measureSession runs one exclusive mode in one session: n edits at each
+// spacing it runs at, then its extras, then its profile.
+func measureSession(ctx context.Context, m mode, o opts, n int, gaps []string, log, stderr io.Writer) (out []config, err error) {
+	if o.lock != "" {
+		unlock, err := lockFile(ctx, o.lock, stderr)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	fmt.Fprintf(stderr, "loopbench: starting %s\n", m.name)
+	l, err := m.start(ctx, o, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.name, err)
+	}
+	defer l.stop()
+	if !m.spaced {
+		gaps = gaps[:1]
+	}
+	type set struct {
+		gap     string
+		samples []sample
+	}
+	var sets []set
+	for _, gap := range gaps {
+		s := set{gap: gap}
+		for e := 1; e <= n; e++ {
+			if err := l.settle(ctx, gap); err != nil {
+				return nil, fmt.Errorf("%s, before edit %d: %w", m.name, e, err)
+			}
+			smp, err := l.edit(ctx, editQuote(e))
+			if err != nil {
+				return nil, fmt.Errorf("%s (%s gap), edit %d: %w", m.name, gap, e, err)
+			}
+			fmt.Fprintf(stderr, "loopbench: %s (%s gap) edit %d: %s\n", m.name, gap, e, smp.d().Round(time.Millisecond))
+			s.samples = append(s.samples, smp)
+		}
+		sets = append(sets, s)
+	}
+	var extras []config
+	if tl, ok := l.(*tiltLoop); ok && m.extras {
+		if extras, err = tl.measureExtras(ctx, n, stderr); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.name, err)
+		}
+	}
+	for _, s := range sets {
+		var ph []phases
+		if p, ok := l.(profiler); ok {
+			if ph, err = p.profile(ctx, s.samples); err != nil {
+				return nil, fmt.Errorf("%s: profile: %w", m.name, err)
+			}
+		}
+		c, err := summarize(m.name, s.gap, m.about, s.samples, ph)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return append(out, extras...), nil
+}
+
+func summarize(name, gap, about string, s []sample, ph []phases) (config, error) {
+	ds := make([]time.Duration, len(s))
+	for i := range s {
+		ds[i] = s[i].d()
+	}
+	sum, err := stats.Summarize(ds)
+	if err != nil {
+		return config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return config{Name: name, Gap: gap, About: about, Summary: sum, Phases: ph}, nil
+}
+
+// lockFile holds an flock on path until the returned function is called,
+// so that one benchmark run can leave the shared cluster to others between
+// its Tilt sessions. The descriptor is close-on-exec: Tilt and kubectl do
+// not inherit the lock.
+func lockFile(ctx context.Context, path string, stderr io.Writer) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; ; i++ {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("flock %s: %w", path, err)
+		}
+		if i%30 == 0 {
+			fmt.Fprintf(stderr, "loopbench: waiting for the lock %s\n", path)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return func() { f.Close() }, nil
 }
 
 func modeNames() string {
@@ -207,284 +419,4 @@ func selectModes(list string) ([]mode, error) {
 // its own change and not a previous one.
 func editQuote(i int) string {
 	return fmt.Sprintf("Strange women lying in ponds distributing swords is no basis for a system of government. (edit %d, %d)", i, time.Now().UnixNano())
-}
-
-const perEditTimeout = 3 * time.Minute
-
-// scratchCopy makes a temporary copy of the project for one loop.
-func scratchCopy(o opts, name string) (string, error) {
-	dir, err := os.MkdirTemp("", "loopbench-"+name)
-	if err != nil {
-		return "", err
-	}
-	if err := devloop.CopyProject(o.root, dir); err != nil {
-		os.RemoveAll(dir)
-		return "", err
-	}
-	return dir, nil
-}
-
-// waitFor times from start to the first response at url carrying q.
-func waitFor(ctx context.Context, start time.Time, url, q string) (time.Duration, error) {
-	ectx, cancel := context.WithTimeout(ctx, perEditTimeout)
-	defer cancel()
-	seen, err := devloop.WaitForBody(ectx, url, q, 2*time.Millisecond)
-	if err != nil {
-		return 0, err
-	}
-	return seen.Sub(start), nil
-}
-
-// floorLoop is the least any loop can do: rebuild the changed package and
-// start the binary. Its build flags match .air.toml's.
-type floorLoop struct {
-	dir, bin string
-	log      io.Writer
-}
-
-func startFloor(ctx context.Context, o opts, log io.Writer) (loop, error) {
-	dir, err := scratchCopy(o, "floor")
-	if err != nil {
-		return nil, err
-	}
-	f := &floorLoop{dir: dir, bin: filepath.Join(dir, "askeladden"), log: log}
-	if err := f.build(ctx); err != nil { // warm the cache, as a developer's is
-		f.stop()
-		return nil, fmt.Errorf("first build: %w", err)
-	}
-	return f, nil
-}
-
-func (f *floorLoop) build(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", f.bin, ".")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = f.dir, f.log, f.log
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	return cmd.Run()
-}
-
-func (f *floorLoop) edit(ctx context.Context, q string) (time.Duration, error) {
-	port, err := devloop.FreePort()
-	if err != nil {
-		return 0, err
-	}
-	if err := devloop.SetQuote(f.dir, q); err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	if err := f.build(ctx); err != nil {
-		return 0, fmt.Errorf("build: %w", err)
-	}
-	srv := exec.Command(f.bin)
-	srv.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
-	srv.Stdout, srv.Stderr = f.log, f.log
-	if err := srv.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
-	return waitFor(ctx, start, fmt.Sprintf("http://127.0.0.1:%d/", port), q)
-}
-
-func (f *floorLoop) stop() { os.RemoveAll(f.dir) }
-
-// airLoop runs the laptop loop exactly as the README tells a user to.
-type airLoop struct {
-	air *devloop.Air
-	url string
-}
-
-func startAir(ctx context.Context, o opts, log io.Writer) (loop, error) {
-	dir, err := scratchCopy(o, "air")
-	if err != nil {
-		return nil, err
-	}
-	port, err := devloop.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	air, err := devloop.StartAir(dir, port, log)
-	if err != nil {
-		return nil, err
-	}
-	a := &airLoop{air: air, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
-	if _, err := waitFor(ctx, time.Now(), a.url, "Strange women"); err != nil {
-		a.stop()
-		return nil, fmt.Errorf("air never served: %w", err)
-	}
-	return a, nil
-}
-
-func (a *airLoop) edit(ctx context.Context, q string) (time.Duration, error) {
-	start := time.Now()
-	if err := devloop.SetQuote(a.air.Dir, q); err != nil {
-		return 0, err
-	}
-	return waitFor(ctx, start, a.url, q)
-}
-
-func (a *airLoop) stop() {
-	_ = a.air.Stop(15 * time.Second)
-	os.RemoveAll(a.air.Dir)
-}
-
-// tiltLoop runs `tilt up` in a scratch copy of the whole project and times
-// edits through its port-forward, as a developer's browser sees them.
-type tiltLoop struct {
-	dir  string
-	tilt *devloop.Process
-	log  io.Writer
-}
-
-const tiltForward = "http://localhost:8090/"
-
-func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, error) {
-	return func(ctx context.Context, o opts, log io.Writer) (loop, error) {
-		if _, err := exec.LookPath("tilt"); err != nil {
-			return nil, usageError("tilt is not on PATH: run `bash hack/build-tilt.sh` and add ~/.cache/askeladden/bin to PATH")
-		}
-		if os.Getenv("KUBECONFIG") == "" {
-			return nil, usageError("KUBECONFIG is not set: the tilt modes need a cluster (bash hack/cluster/cluster.sh up)")
-		}
-		dir, err := os.MkdirTemp("", "loopbench-tilt")
-		if err != nil {
-			return nil, err
-		}
-		if err := devloop.CopyTracked(o.root, dir); err != nil {
-			return nil, err
-		}
-		port, err := devloop.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		tilt, err := devloop.StartTilt(dir, port, log, args...)
-		if err != nil {
-			return nil, err
-		}
-		l := &tiltLoop{dir: dir, tilt: tilt, log: log}
-		// The first deploy builds the image: allow for a cold cache.
-		wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-		defer cancel()
-		if _, err := devloop.WaitForBody(wctx, tiltForward, "Strange women", 100*time.Millisecond); err != nil {
-			l.stop()
-			return nil, fmt.Errorf("tilt up never served through the port-forward: %w", err)
-		}
-		return l, nil
-	}
-}
-
-func (l *tiltLoop) edit(ctx context.Context, q string) (time.Duration, error) {
-	start := time.Now()
-	if err := devloop.SetQuote(l.dir, q); err != nil {
-		return 0, err
-	}
-	return waitFor(ctx, start, tiltForward, q)
-}
-
-func (l *tiltLoop) stop() {
-	down := exec.Command("tilt", "down")
-	down.Dir, down.Stdout, down.Stderr = l.dir, l.log, l.log
-	_ = down.Run()
-	// The next configuration's port-forward must not find this one's pod,
-	// still serving through its preStop sleep.
-	wait := exec.Command("kubectl", "wait", "--for=delete", "pod", "-n", "askeladden-dev", "-l", "app.kubernetes.io/name=askeladden", "--timeout=90s")
-	wait.Stdout, wait.Stderr = l.log, l.log
-	_ = wait.Run()
-	_ = l.tilt.Stop(30 * time.Second)
-	os.RemoveAll(l.dir)
-}
-
-type config struct {
-	Name    string        `json:"name"`
-	About   string        `json:"about"`
-	Summary stats.Summary `json:"summary"`
-	// MedianVsFloor is this configuration's median over the floor's.
-	MedianVsFloor float64 `json:"median_vs_floor,omitempty"`
-}
-
-type results struct {
-	Date    string        `json:"date"`
-	Machine stats.Machine `json:"machine"`
-	Edits   int           `json:"edits_per_config"`
-	Configs []config      `json:"configs"`
-	// NaiveVsLiveUpdate is tilt-naive's median over the default
-	// live_update strategy's: what live_update saves.
-	NaiveVsLiveUpdate float64 `json:"naive_vs_live_update,omitempty"`
-}
-
-func (r *results) ratios() {
-	med := map[string]float64{}
-	for _, c := range r.Configs {
-		med[c.Name] = c.Summary.MedMS
-	}
-	if med["tilt-naive"] > 0 && med["tilt-source"] > 0 {
-		r.NaiveVsLiveUpdate = round2(med["tilt-naive"] / med["tilt-source"])
-	}
-	floor := med["floor"]
-	if floor == 0 {
-		return
-	}
-	for i := range r.Configs {
-		r.Configs[i].MedianVsFloor = round2(r.Configs[i].Summary.MedMS / floor)
-	}
-}
-
-func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }
-
-func (r results) write(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-func printTable(w io.Writer, r results) {
-	fmt.Fprintf(w, "Edit to first response with the edit, %d edits each, %s\n", r.Edits, r.Date)
-	fmt.Fprintf(w, "Machine: %s\n\n", r.Machine)
-	fmt.Fprintln(w, "| configuration        |  min ms | median ms |  p90 ms | median / floor |")
-	fmt.Fprintln(w, "|----------------------|--------:|----------:|--------:|---------------:|")
-	for _, c := range r.Configs {
-		ratio := "-"
-		if c.MedianVsFloor > 0 {
-			ratio = fmt.Sprintf("%.2fx", c.MedianVsFloor)
-		}
-		fmt.Fprintf(w, "| %-20s | %7.0f | %9.0f | %7.0f | %14s |\n", c.Name, c.Summary.MinMS, c.Summary.MedMS, c.Summary.P90MS, ratio)
-	}
-}
-
-// chart draws each configuration's median as a bar with a min-p90 whisker,
-// on a shared linear scale, as a self-contained SVG.
-func chart(r results) string {
-	const left, width, row, top = 150, 520, 34, 40
-	maxMS := 1.0
-	for _, c := range r.Configs {
-		maxMS = max(maxMS, c.Summary.P90MS)
-	}
-	x := func(ms float64) float64 { return left + ms/maxMS*width }
-	h := top + row*len(r.Configs) + 40
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", left+width+90, h)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14">Edit to first response with the edit: median (bar), min to p90 (line); %d edits each, %s</text>`+"\n", r.Edits, r.Date[:10])
-	for i, c := range r.Configs {
-		y := top + i*row
-		color := "#4878a8"
-		if c.Name == "floor" {
-			color = "#999999"
-		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+16, c.Name)
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="20" fill="%s"/>`+"\n", left, y+2, x(c.Summary.MedMS)-left, color)
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black"/>`+"\n", x(c.Summary.MinMS), x(c.Summary.P90MS), y+12, y+12)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%.0f ms</text>`+"\n", x(c.Summary.P90MS)+6, y+16, c.Summary.MedMS)
-	}
-	axisY := top + row*len(r.Configs) + 8
-	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#444"/>`+"\n", left, left+width, axisY, axisY)
-	for _, f := range []float64{0, 0.25, 0.5, 0.75, 1} {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#444">%.0f ms</text>`+"\n", x(f*maxMS), axisY+16, f*maxMS)
-	}
-	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#444">%s, %d cores, %s</text>`+"\n", h-4, r.Machine.CPU, r.Machine.Cores, r.Machine.Go)
-	b.WriteString("</svg>\n")
-	return b.String()
 }
