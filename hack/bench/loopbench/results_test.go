@@ -76,15 +76,15 @@ func TestAnalyse(t *testing.T) {
 		verdict[g.Goal] = g.Met
 	}
 	for goal, met := range map[string]bool{
-		"air median / floor median": true,
-		"tilt-naive / tilt-source medians (what live_update saves)":                true,
-		"tilt-source median / floor median":                                        false,
-		"tilt-default (tests on) / tilt-source (--no-tests), settled gap":          true,
-		"tilt-default (tests on) / tilt-source (--no-tests), 1s gap":               false,
-		"tilt-binary-default (tests on) / tilt-binary (--no-tests), settled gap":   true,
-		"tilt-source p90 / median":                                                 false,
+		"air median / floor median":                                               true,
+		"tilt-naive / tilt-source medians (what live_update saves)":               true,
+		"tilt-source median / floor median":                                       false,
+		"tilt-default (tests on) / tilt-source (--no-tests), settled gap":         true,
+		"tilt-default (tests on) / tilt-source (--no-tests), 1s gap":              false,
+		"tilt-binary-default (tests on) / tilt-binary (--no-tests), settled gap":  true,
+		"tilt-source p90 / median":                                                false,
 		"tilt-source median - floor median, at most the sync round trip + 100 ms": false,
-		"in-pod build / host build of the same edit":                               true,
+		"in-pod build / host build of the same edit":                              true,
 	} {
 		got, ok := verdict[goal]
 		if !ok {
