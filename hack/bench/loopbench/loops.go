@@ -145,10 +145,12 @@ type tiltLoop struct {
 	tilt  *devloop.Process
 	lines *lineLog
 	log   io.Writer
+	url   string // where edits are polled for
 }
 
 const (
 	tiltForward  = "http://localhost:8090/"
+	tiltNodePort = "http://localhost:30008/"
 	devNamespace = "askeladden-dev"
 	appSelector  = "app.kubernetes.io/name=askeladden"
 )
@@ -177,7 +179,10 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 		if err != nil {
 			return nil, err
 		}
-		l := &tiltLoop{dir: dir, port: port, tilt: tilt, lines: lines, log: log}
+		l := &tiltLoop{dir: dir, port: port, tilt: tilt, lines: lines, log: log, url: tiltForward}
+		if o.probe == "nodeport" {
+			l.url = tiltNodePort
+		}
 		// The first deploy builds the image: allow for a cold cache.
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 		defer cancel()
@@ -195,7 +200,7 @@ func (l *tiltLoop) edit(ctx context.Context, q string) (sample, error) {
 		return s, err
 	}
 	var err error
-	if s.end, err = waitFor(ctx, tiltForward, q); err != nil {
+	if s.end, err = waitFor(ctx, l.url, q); err != nil {
 		return s, err
 	}
 	if st, err := os.Stat(filepath.Join(l.dir, "build", "askeladden")); err == nil {

@@ -85,6 +85,9 @@ type profiler interface {
 type opts struct {
 	root string // the project checkout
 	lock string // a lock file to hold while a Tilt session runs ("" for none)
+	// probe is where Tilt configurations poll for the edit: "forward"
+	// (Tilt's port-forward, what the README's link opens) or "nodeport".
+	probe string
 }
 
 // gapSettled waits for the loop to go idle (Tilt: no resource building or
@@ -109,6 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	gapList := fs.String("gaps", gapSettled, "comma-separated spacings of edits for the tilt live-update modes: "+gapSettled+" (wait until Tilt is idle, then 1s) or a duration after the previous edit was served, e.g. 1s; the other modes use the first")
 	out := fs.String("out", "docs/loopbench.json", "JSON results file; the table (.md) and chart (.svg) are written beside it")
 	lock := fs.String("lock", "", "a lock file (flock) to hold while each Tilt session runs, e.g. /tmp/askeladden-cluster.lock")
+	probe := fs.String("probe", "forward", "where the tilt modes poll for the edit: forward (Tilt's port-forward, localhost:8090) or nodeport (localhost:30008)")
 	replot := fs.String("replot", "", "redraw the table and chart of this results file and exit (no measurement)")
 	verbose := fs.Bool("v", false, "show the output of air, Tilt and the servers")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -126,6 +130,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *n < 1 || *n > 200 {
 		return usageError(fmt.Sprintf("invalid -n %d: want 1 to 200 edits", *n))
+	}
+	if *probe != "forward" && *probe != "nodeport" {
+		return usageError(fmt.Sprintf("invalid -probe %q: want forward or nodeport", *probe))
 	}
 	gaps, err := parseGaps(*gapList)
 	if err != nil {
@@ -146,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		log = stderr
 	}
-	o := opts{root: root, lock: *lock}
+	o := opts{root: root, lock: *lock, probe: *probe}
 
 	res := results{
 		Date:    time.Now().UTC().Format(time.RFC3339),
