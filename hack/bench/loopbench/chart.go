@@ -73,9 +73,9 @@ func chart(r results) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dots.GlyphStyle.Radius = vg.Points(4)
-	dots.GlyphStyle.Shape = draw.CircleGlyph{}
-	dots.GlyphStyle.Color = color.RGBA{R: 0x30, G: 0x60, B: 0xa0, A: 0xff}
+	dots.Radius = vg.Points(4)
+	dots.Shape = draw.CircleGlyph{}
+	dots.Color = color.RGBA{R: 0x30, G: 0x60, B: 0xa0, A: 0xff}
 	var xys plotter.XYs
 	var texts []string
 	names := make([]string, len(w))

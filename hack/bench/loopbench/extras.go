@@ -123,7 +123,7 @@ func (l *tiltLoop) measureBuilds(ctx context.Context, n int, stderr io.Writer) (
 	setup := exec.CommandContext(ctx, "kubectl", "exec", "-n", devNamespace, podName, "--", "sh", "-c",
 		`set -e; rm -rf "$1"; mkdir -p "$1"; cp /src/go.mod /src/go.sum /src/*.go "$1"/`, "sh", podBuildDir)
 	if out, err := setup.CombinedOutput(); err != nil {
-		return nil, nil, fmt.Errorf("preparing %s in the pod: %v: %s", podBuildDir, err, out)
+		return nil, nil, fmt.Errorf("preparing %s in the pod: %w: %s", podBuildDir, err, out)
 	}
 	defer func() {
 		_ = exec.Command("kubectl", "exec", "-n", devNamespace, podName, "--", "rm", "-rf", podBuildDir).Run()
@@ -180,7 +180,7 @@ func timedBuild(cmd *exec.Cmd, src []byte) (time.Duration, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+		return 0, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	ns, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 	if err != nil {

@@ -225,8 +225,8 @@ func (l *tiltLoop) settle(ctx context.Context, gap string) error {
 		}
 		select {
 		case <-sctx.Done():
-			return fmt.Errorf("Tilt still busy (%s): %w", strings.Join(busy, ", "), sctx.Err())
-		case <-time.After(250 * time.Millisecond):
+			return fmt.Errorf("tilt still busy (%s): %w", strings.Join(busy, ", "), sctx.Err())
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
