@@ -366,33 +366,31 @@ func summarize(name, gap, about string, s []sample, ph []phases) (config, error)
 
 // lockFile holds an flock on path until the returned function is called,
 // so that one benchmark run can leave the shared cluster to others between
-// its Tilt sessions. The descriptor is close-on-exec: Tilt and kubectl do
-// not inherit the lock.
+// its Tilt sessions. It waits in a blocking flock, as flock(1) does, so it
+// queues with other waiters. The descriptor is close-on-exec: Tilt and
+// kubectl do not inherit the lock.
 func lockFile(ctx context.Context, path string, stderr io.Writer) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; ; i++ {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		return func() { f.Close() }, nil
+	}
+	fmt.Fprintf(stderr, "loopbench: waiting for the lock %s\n", path)
+	got := make(chan error, 1)
+	go func() { got <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+	select {
+	case err := <-got:
+		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("flock %s: %w", path, err)
 		}
-		if i%30 == 0 {
-			fmt.Fprintf(stderr, "loopbench: waiting for the lock %s\n", path)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
+		return func() { f.Close() }, nil
+	case <-ctx.Done():
+		// The blocked flock goes with the process.
+		return nil, ctx.Err()
 	}
-	return func() { f.Close() }, nil
 }
 
 func modeNames() string {
