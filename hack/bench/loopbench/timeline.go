@@ -146,6 +146,8 @@ type phases struct {
 	Serving float64 `json:"serving_ms,omitempty"`
 	// TestsStart: the unit-tests resource starts its run (tests on).
 	TestsStart float64 `json:"tests_start_ms,omitempty"`
+	// ForwardLost: Tilt logs that its port-forward broke and reconnects.
+	ForwardLost float64 `json:"port_forward_lost_ms,omitempty"`
 	// Response: the first response carrying the edit, the sample itself.
 	Response float64 `json:"response_ms"`
 }
@@ -165,6 +167,7 @@ var phaseNames = []struct {
 	{"pod_build_start_ms", "pod: build started", func(p phases) float64 { return p.BuildStart }},
 	{"pod_build_end_ms", "pod: build done, restart", func(p phases) float64 { return p.BuildEnd }},
 	{"serving_ms", "pod: new server listening", func(p phases) float64 { return p.Serving }},
+	{"port_forward_lost_ms", "Tilt's port-forward broke, reconnecting", func(p phases) float64 { return p.ForwardLost }},
 	{"response_ms", "first response with the edit", func(p phases) float64 { return p.Response }},
 }
 
@@ -207,6 +210,9 @@ func samplePhases(start, end time.Time, tilt, pod []line, binaryMTime time.Time)
 	}))
 	p.SyncDone = ms(first(tilt, func(l line) bool {
 		return l.Resource == "askeladden" && strings.HasPrefix(l.Text, "→ Container ") && strings.HasSuffix(l.Text, " updated!")
+	}))
+	p.ForwardLost = ms(first(tilt, func(l line) bool {
+		return strings.HasPrefix(l.Text, "Reconnecting... Error port-forwarding")
 	}))
 	p.BuildStart = ms(first(pod, func(l line) bool { return strings.Contains(l.Text, "building...") }))
 	p.BuildEnd = ms(first(pod, func(l line) bool {
