@@ -192,6 +192,15 @@ func samplePhases(start, end time.Time, tilt, pod []line, binaryMTime time.Time)
 		}
 		return time.Time{}
 	}
+	last := func(ls []line, match func(line) bool) time.Time {
+		var t time.Time
+		for _, l := range ls {
+			if in(l.T) && match(l) {
+				t = l.T
+			}
+		}
+		return t
+	}
 	p := phases{Response: ms(end)}
 	p.TiltSaw = ms(first(tilt, func(l line) bool {
 		return appResources[l.Resource] && strings.Contains(l.Text, " Changed: ")
@@ -205,10 +214,12 @@ func samplePhases(start, end time.Time, tilt, pod []line, binaryMTime time.Time)
 	p.TestsStart = ms(first(tilt, func(l line) bool {
 		return l.Resource == "unit-tests" && strings.HasPrefix(l.Text, "Running cmd:")
 	}))
-	p.SyncStart = ms(first(tilt, func(l line) bool {
+	// The last sync before the response is the edit's: the binary
+	// strategy's compile also syncs its edit-time stamp, earlier.
+	p.SyncStart = ms(last(tilt, func(l line) bool {
 		return l.Resource == "askeladden" && strings.HasPrefix(l.Text, "Will copy ")
 	}))
-	p.SyncDone = ms(first(tilt, func(l line) bool {
+	p.SyncDone = ms(last(tilt, func(l line) bool {
 		return l.Resource == "askeladden" && strings.HasPrefix(l.Text, "→ Container ") && strings.HasSuffix(l.Text, " updated!")
 	}))
 	p.ForwardLost = ms(first(tilt, func(l line) bool {

@@ -104,6 +104,8 @@ func TestSamplePhases(t *testing.T) {
 	binTilt := []line{
 		{T: at(203), Resource: "compile", Text: "1 File Changed: [quote.go]"},
 		{T: at(204), Resource: "compile", Text: "Running cmd: sh -c mkdir -p build && ..."},
+		{T: at(420), Resource: "askeladden", Text: "Will copy 1 file(s) to container: [askeladden-y/askeladden]"}, // the edit-time stamp
+		{T: at(500), Resource: "askeladden", Text: "→ Container askeladden-y/askeladden updated!"},
 		{T: at(1400), Resource: "askeladden", Text: "1 File Changed: [build/askeladden]"},
 		{T: at(1410), Resource: "askeladden", Text: "Will copy 2 file(s) to container: [askeladden-y/askeladden]"},
 		{T: at(1700), Resource: "askeladden", Text: "→ Container askeladden-y/askeladden updated!"},
