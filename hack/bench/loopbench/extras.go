@@ -189,16 +189,22 @@ func timedBuild(cmd *exec.Cmd, src []byte) (time.Duration, error) {
 	return time.Duration(ns), nil
 }
 
-// appPod names the one running app pod.
+// appPod names the one running app pod that is not being deleted (a pod
+// still in its grace period also shows as Running).
 func appPod(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "kubectl", "get", "pods", "-n", devNamespace, "-l", appSelector,
-		"--field-selector=status.phase=Running", "-o", "name").Output()
+		"--field-selector=status.phase=Running", "-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}`).Output()
 	if err != nil {
 		return "", fmt.Errorf("kubectl get pods: %w", err)
 	}
-	names := strings.Fields(string(out))
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 1 {
+			names = append(names, f[0])
+		}
+	}
 	if len(names) != 1 {
 		return "", fmt.Errorf("want one running app pod, have %q", names)
 	}
-	return strings.TrimPrefix(names[0], "pod/"), nil
+	return names[0], nil
 }

@@ -178,15 +178,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, m := range selected {
 		if m.exclusive {
-			cs, err := measureSession(ctx, m, o, *n, gaps, log, stderr)
+			cs, err := measureSession(ctx, m, o, *n, gaps, log, stderr, &res.Failures)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				// One broken session should not cost a long run the
+				// others: it is reported in the results and the exit code.
+				fmt.Fprintf(stderr, "loopbench: %v\n", err)
+				res.Failures = append(res.Failures, err.Error())
+				continue
 			}
 			res.Configs = append(res.Configs, cs...)
 		}
 	}
+	if len(res.Configs) == 0 {
+		return fmt.Errorf("no configuration measured: %s", strings.Join(res.Failures, "; "))
+	}
 	res.analyse()
-	return writeReports(stdout, res, *out, true)
+	if err := writeReports(stdout, res, *out, true); err != nil {
+		return err
+	}
+	if len(res.Failures) > 0 {
+		return fmt.Errorf("%d part(s) of the run failed (listed in %s): %s", len(res.Failures), *out, strings.Join(res.Failures, "; "))
+	}
+	return nil
 }
 
 // writeReports prints the table and writes it, the chart and (unless
@@ -294,7 +310,7 @@ func measureRoundRobin(ctx context.Context, ms []mode, o opts, n int, gap string
 
 // measureSession runs one exclusive mode in one session: n edits at each
 // spacing it runs at, then its extras, then its profile.
-func measureSession(ctx context.Context, m mode, o opts, n int, gaps []string, log, stderr io.Writer) (out []config, err error) {
+func measureSession(ctx context.Context, m mode, o opts, n int, gaps []string, log, stderr io.Writer, failures *[]string) (out []config, err error) {
 	if o.lock != "" {
 		unlock, err := lockFile(ctx, o.lock, stderr)
 		if err != nil {
@@ -353,7 +369,10 @@ func measureSession(ctx context.Context, m mode, o opts, n int, gaps []string, l
 	var extras []config
 	if tl, ok := l.(*tiltLoop); ok && m.extras {
 		if extras, err = tl.measureExtras(ctx, n, stderr); err != nil {
-			return nil, fmt.Errorf("%s: %w", m.name, err)
+			// The loop's own samples stand without them.
+			fmt.Fprintf(stderr, "loopbench: %s: %v\n", m.name, err)
+			*failures = append(*failures, fmt.Sprintf("%s: %v", m.name, err))
+			extras = nil
 		}
 	}
 	for _, s := range sets {

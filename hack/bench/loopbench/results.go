@@ -56,6 +56,9 @@ type results struct {
 	Configs []config      `json:"configs"`
 	Ratios  ratios        `json:"ratios"`
 	Goals   []goal        `json:"goals"`
+	// Failures lists the sessions or measurements that failed; the rest
+	// of the run stands.
+	Failures []string `json:"failures,omitempty"`
 }
 
 // ratios are the comparisons the goals are stated in, from medians
@@ -211,6 +214,9 @@ func printTable(w io.Writer, r results) {
 	fmt.Fprintf(w, "Edit to first response with the edit, %d edits each, %s\n", r.Edits, r.Date)
 	fmt.Fprintf(w, "Machine: %s\n", r.Machine)
 	fmt.Fprintf(w, "Command: %s\n\n", r.Command)
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "FAILED: %s\n\n", f)
+	}
 	fmt.Fprintln(w, "| configuration                     |  min ms | median ms |  p90 ms | p90 / median | median / floor |")
 	fmt.Fprintln(w, "|-----------------------------------|--------:|----------:|--------:|-------------:|---------------:|")
 	for _, c := range r.Configs {
