@@ -5,6 +5,7 @@
 package devloop
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -316,4 +317,80 @@ func NeedTool(t TB, ok bool, what, how string) {
 		t.Fatalf("%s is missing, and CI=true: %s", what, how)
 	}
 	t.Skipf("%s is missing: %s", what, how)
+}
+
+// BuildID reads the build ID that the dev-mode server at base (ending in
+// /) announces on its event stream, as the dev page does on load.
+func BuildID(ctx context.Context, base string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var id string
+	err := readEvents(ctx, base, func(data string) bool { id = data; return false })
+	if id == "" {
+		return "", fmt.Errorf("no build ID from %s%s: %w", base, eventsPath, err)
+	}
+	return id, nil
+}
+
+const eventsPath = "_dev/events"
+
+// readEvents reads the build events of one connection to the dev event
+// stream, calling on with each event's data until it returns false or the
+// stream ends.
+func readEvents(ctx context.Context, base string, on func(data string) bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+eventsPath, nil)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s%s: %s", base, eventsPath, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok && !on(data) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return io.EOF
+}
+
+// WaitForNewBuild waits for an edit the way the dev page does, without
+// polling a server that is busy building: it holds the dev event stream
+// open; when the stream breaks (the old process stops) it reconnects every
+// `every` until a server announces a build other than old, then fetches
+// base until the body contains want, and returns when that response came.
+// Unlike polling, it adds no load to the machine while the build runs.
+func WaitForNewBuild(ctx context.Context, base, old, want string, every time.Duration) (time.Time, error) {
+	var last error
+	for {
+		var fresh string
+		last = readEvents(ctx, base, func(data string) bool {
+			if data == old {
+				return true // the old process: wait for its stream to end
+			}
+			fresh = data
+			return false
+		})
+		if fresh != "" {
+			seen, err := WaitForBody(ctx, base, want, every)
+			if err != nil {
+				return time.Time{}, err
+			}
+			return seen, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%s never announced a build other than %s (last: %v): %w", base, old, last, ctx.Err())
+		case <-time.After(every):
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -145,7 +146,12 @@ type tiltLoop struct {
 	tilt  *devloop.Process
 	lines *lineLog
 	log   io.Writer
-	url   string // where edits are polled for
+	url   string // where edits are watched for
+	// poll: poll url every 2 ms; otherwise hold the dev event stream, as
+	// the dev page does (no load on the pod while it builds). The naive
+	// loop polls: its stream would stay on the old pod through its
+	// preStop sleep while the new pod already serves.
+	poll bool
 }
 
 const (
@@ -179,9 +185,9 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 		if err != nil {
 			return nil, err
 		}
-		l := &tiltLoop{dir: dir, port: port, tilt: tilt, lines: lines, log: log, url: tiltForward}
+		l := &tiltLoop{dir: dir, port: port, tilt: tilt, lines: lines, log: log, url: tiltForward, poll: true}
 		if o.probe == "nodeport" {
-			l.url = tiltNodePort
+			l.url, l.poll = tiltNodePort, slices.Contains(args, "--no-live-update")
 		}
 		// The first deploy builds the image: allow for a cold cache.
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
@@ -195,12 +201,26 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 }
 
 func (l *tiltLoop) edit(ctx context.Context, q string) (sample, error) {
+	var old string
+	if !l.poll {
+		var err error
+		if old, err = devloop.BuildID(ctx, l.url); err != nil {
+			return sample{}, err
+		}
+	}
 	s := sample{start: time.Now()}
 	if err := devloop.SetQuote(l.dir, q); err != nil {
 		return s, err
 	}
 	var err error
-	if s.end, err = waitFor(ctx, l.url, q); err != nil {
+	if l.poll {
+		s.end, err = waitFor(ctx, l.url, q)
+	} else {
+		ectx, cancel := context.WithTimeout(ctx, perEditTimeout)
+		s.end, err = devloop.WaitForNewBuild(ectx, l.url, old, q, 2*time.Millisecond)
+		cancel()
+	}
+	if err != nil {
 		return s, err
 	}
 	if st, err := os.Stat(filepath.Join(l.dir, "build", "askeladden")); err == nil {
