@@ -389,8 +389,15 @@ func WaitForNewBuild(ctx context.Context, base, old, want string, every time.Dur
 		}
 		select {
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("%s never announced a build other than %s (last: %v): %w", base, old, last, ctx.Err())
+			return time.Time{}, fmt.Errorf("%s never announced a build other than %s (last: %s): %w", base, old, errText(last), ctx.Err())
 		case <-time.After(every):
 		}
 	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
 }
