@@ -310,7 +310,7 @@ func TestTiltfileTestsStayOutOfTheWay(t *testing.T) {
 	if m == nil {
 		t.Fatal("README.md has no line `go test ...  # the tests` in its quick start")
 	}
-	wantTests := "nice -n 19 " + strings.Replace(string(m[1]), "go test ", "go test -short ", 1)
+	wantTests := "go run ./hack/waitserved; nice -n 19 " + strings.Replace(string(m[1]), "go test ", "go test -short ", 1)
 
 	for _, args := range [][]string{nil, {"--strategy=binary"}} {
 		code, res, stderr := tiltfileResult(t, "Tiltfile", args...)
@@ -331,7 +331,7 @@ func TestTiltfileTestsStayOutOfTheWay(t *testing.T) {
 				}
 				cmd := m.DeployTarget.UpdateCmdSpec
 				if cmd == nil || len(cmd.Args) != 3 || cmd.Args[2] != wantTests {
-					t.Errorf("%v: unit-tests runs %+v, want %q (the README's test command, -short, at the lowest priority)", args, cmd, wantTests)
+					t.Errorf("%v: unit-tests runs %+v, want %q (once the app serves the edit, the README's test command, -short, at the lowest priority)", args, cmd, wantTests)
 				}
 				// The binary strategy's tests wait for compile: they follow
 				// the binary, not the app's sources.

@@ -364,16 +364,24 @@ func readEvents(ctx context.Context, base string, on func(data string) bool) err
 }
 
 // WaitForNewBuild waits for an edit the way the dev page does, without
-// polling a server that is busy building: it holds the dev event stream
-// open; when the stream breaks (the old process stops) it reconnects every
-// `every` until a server announces a build other than old, then fetches
-// base until the body contains want, and returns when that response came.
-// Unlike polling, it adds no load to the machine while the build runs.
+// polling a server that is busy building: it waits (WaitForOtherBuild) for
+// a server announcing a build other than old, then fetches base until the
+// body contains want, and returns when that response came. Unlike
+// polling, it adds no load to the machine while the build runs.
 func WaitForNewBuild(ctx context.Context, base, old, want string, every time.Duration) (time.Time, error) {
-	var last error
+	if _, err := WaitForOtherBuild(ctx, base, old, every); err != nil {
+		return time.Time{}, err
+	}
+	return WaitForBody(ctx, base, want, every)
+}
+
+// WaitForOtherBuild holds the dev event stream at base open; when the
+// stream breaks (the old process stops) it reconnects every `every` until
+// a server announces a build other than old, and returns that build's ID.
+func WaitForOtherBuild(ctx context.Context, base, old string, every time.Duration) (string, error) {
 	for {
 		var fresh string
-		last = readEvents(ctx, base, func(data string) bool {
+		last := readEvents(ctx, base, func(data string) bool {
 			if data == old {
 				return true // the old process: wait for its stream to end
 			}
@@ -381,15 +389,11 @@ func WaitForNewBuild(ctx context.Context, base, old, want string, every time.Dur
 			return false
 		})
 		if fresh != "" {
-			seen, err := WaitForBody(ctx, base, want, every)
-			if err != nil {
-				return time.Time{}, err
-			}
-			return seen, nil
+			return fresh, nil
 		}
 		select {
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("%s never announced a build other than %s (last: %s): %w", base, old, errText(last), ctx.Err())
+			return "", fmt.Errorf("%s never announced a build other than %s (last: %s): %w", base, old, errText(last), ctx.Err())
 		case <-time.After(every):
 		}
 	}

@@ -161,7 +161,7 @@ var phaseNames = []struct {
 	{"tilt_saw_ms", "Tilt saw the change", func(p phases) float64 { return p.TiltSaw }},
 	{"compile_start_ms", "host compile started", func(p phases) float64 { return p.CompileStart }},
 	{"compile_end_ms", "host compile wrote the binary", func(p phases) float64 { return p.CompileEnd }},
-	{"tests_start_ms", "unit tests started", func(p phases) float64 { return p.TestsStart }},
+	{"tests_start_ms", "unit tests started (after waitserved)", func(p phases) float64 { return p.TestsStart }},
 	{"sync_start_ms", "sync started", func(p phases) float64 { return p.SyncStart }},
 	{"sync_done_ms", "sync done", func(p phases) float64 { return p.SyncDone }},
 	{"pod_build_start_ms", "pod: build started", func(p phases) float64 { return p.BuildStart }},
@@ -211,9 +211,16 @@ func samplePhases(start, end time.Time, tilt, pod []line, binaryMTime time.Time)
 	if in(binaryMTime) {
 		p.CompileEnd = ms(binaryMTime)
 	}
+	// The tests themselves start when hack/waitserved says the app serves
+	// the edit, or with the resource's command if it did not wait.
 	p.TestsStart = ms(first(tilt, func(l line) bool {
-		return l.Resource == "unit-tests" && strings.HasPrefix(l.Text, "Running cmd:")
+		return l.Resource == "unit-tests" && strings.HasPrefix(l.Text, "waitserved: the app serves build")
 	}))
+	if p.TestsStart == 0 {
+		p.TestsStart = ms(first(tilt, func(l line) bool {
+			return l.Resource == "unit-tests" && strings.HasPrefix(l.Text, "Running cmd:")
+		}))
+	}
 	// The last sync before the response is the edit's: the binary
 	// strategy's compile also syncs its edit-time stamp, earlier.
 	p.SyncStart = ms(last(tilt, func(l line) bool {
