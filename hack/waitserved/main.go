@@ -117,8 +117,11 @@ func version(ctx context.Context, base string) (served, error) {
 		Started     time.Time `json:"started"`
 		EditToReady string    `json:"edit_to_ready"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v.BuildID == "" {
-		return served{}, fmt.Errorf("%sversion: not the app's build info (%s, %v)", base, resp.Status, err)
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return served{}, fmt.Errorf("%sversion: not the app's build info (%s): %w", base, resp.Status, err)
+	}
+	if v.BuildID == "" {
+		return served{}, fmt.Errorf("%sversion: no build_id (%s)", base, resp.Status)
 	}
 	out := served{id: v.BuildID}
 	if d, err := time.ParseDuration(v.EditToReady); err == nil {
@@ -139,7 +142,8 @@ func sources(dir string) (string, time.Time, error) {
 	found := false
 	for _, e := range entries { // sorted by name
 		n := e.Name()
-		if !e.Type().IsRegular() || !(n == "go.mod" || n == "go.sum" || strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go")) {
+		app := n == "go.mod" || n == "go.sum" || strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go")
+		if !e.Type().IsRegular() || !app {
 			continue
 		}
 		found = found || n == "go.mod"
