@@ -196,6 +196,11 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 			l.stop()
 			return nil, fmt.Errorf("tilt up never served through the port-forward: %w", err)
 		}
+		// kube-proxy may program the NodePort a moment after the pod is up.
+		if _, err := devloop.WaitForBody(wctx, l.url, "Strange women", 100*time.Millisecond); err != nil {
+			l.stop()
+			return nil, fmt.Errorf("tilt up never served at %s: %w", l.url, err)
+		}
 		return l, nil
 	}
 }

@@ -213,9 +213,14 @@ func samplePhases(start, end time.Time, tilt, pod []line, binaryMTime time.Time)
 	}
 	// The tests themselves start when hack/waitserved says the app serves
 	// the edit, or with the resource's command if it did not wait.
-	p.TestsStart = ms(first(tilt, func(l line) bool {
-		return l.Resource == "unit-tests" && strings.HasPrefix(l.Text, "waitserved: the app serves build")
-	}))
+	// (It says so as the app serves the edit, so a little after the
+	// response that ends the sample.)
+	for _, l := range tilt {
+		if !l.T.Before(start) && !l.T.After(end.Add(3*time.Second)) && l.Resource == "unit-tests" && strings.HasPrefix(l.Text, "waitserved: the app serves build") {
+			p.TestsStart = ms(l.T)
+			break
+		}
+	}
 	if p.TestsStart == 0 {
 		p.TestsStart = ms(first(tilt, func(l line) bool {
 			return l.Resource == "unit-tests" && strings.HasPrefix(l.Text, "Running cmd:")

@@ -87,7 +87,7 @@ func TestSamplePhases(t *testing.T) {
 		{T: at(208), Resource: "unit-tests", Text: "Running cmd: go run ./hack/waitserved; nice -n 19 go test -short ./..."},
 		{T: at(210), Resource: "askeladden", Text: "Will copy 1 file(s) to container: [askeladden-x/askeladden]"},
 		{T: at(520), Resource: "askeladden", Text: "→ Container askeladden-x/askeladden updated!"},
-		{T: at(1345), Resource: "unit-tests", Text: "waitserved: the app serves build 0123abcd, 1.1s later"},
+		{T: at(1380), Resource: "unit-tests", Text: "waitserved: the app serves build 0123abcd, 1.1s later"},
 		{T: at(1340), Resource: "askeladden", Text: "Reconnecting... Error port-forwarding askeladden (8090 -> 8090): error copying from local connection to remote stream"},
 		{T: at(3000), Resource: "askeladden", Text: "→ Container askeladden-x/askeladden updated!"}, // after the response
 	}
@@ -97,7 +97,7 @@ func TestSamplePhases(t *testing.T) {
 		{T: at(1330), Text: `{"time":"2026-12-01T05:00:01.33Z","level":"INFO","msg":"serving","addr":":8090"}`},
 	}
 	got := samplePhases(start, at(1350), tilt, pod, time.Time{})
-	want := phases{TiltSaw: 206, TestsStart: 1345, SyncStart: 210, SyncDone: 520, BuildStart: 540, BuildEnd: 1300, Serving: 1330, ForwardLost: 1340, Response: 1350}
+	want := phases{TiltSaw: 206, TestsStart: 1380, SyncStart: 210, SyncDone: 520, BuildStart: 540, BuildEnd: 1300, Serving: 1330, ForwardLost: 1340, Response: 1350}
 	if got != want {
 		t.Errorf("source strategy: %+v\nwant %+v", got, want)
 	}
