@@ -85,6 +85,7 @@ type tiltResult struct {
 				Args []string `json:"args"`
 			}
 			AllowParallel bool
+			Deps          []string
 		}
 	}
 	DefaultRegistry *struct {
@@ -346,7 +347,7 @@ func TestTiltfileTestsStayOutOfTheWay(t *testing.T) {
 	if m == nil {
 		t.Fatal("README.md has no line `go test ...  # the tests` in its quick start")
 	}
-	wantTests := "nice -n 19 " + strings.Replace(string(m[1]), "go test ", "go test -short ", 1)
+	wantTests := "go run ./hack/waitserved; nice -n 19 " + strings.Replace(string(m[1]), "go test ", "go test -short ", 1)
 
 	for _, args := range [][]string{nil, {"--strategy=binary"}} {
 		code, res, stderr := tiltfileResult(t, "Tiltfile", args...)
@@ -367,7 +368,18 @@ func TestTiltfileTestsStayOutOfTheWay(t *testing.T) {
 				}
 				cmd := m.DeployTarget.UpdateCmdSpec
 				if cmd == nil || len(cmd.Args) != 3 || cmd.Args[2] != wantTests {
-					t.Errorf("%v: unit-tests runs %+v, want %q (the README's test command, -short, at the lowest priority)", args, cmd, wantTests)
+					t.Errorf("%v: unit-tests runs %+v, want %q (once the app serves the edit, the README's test command, -short, at the lowest priority)", args, cmd, wantTests)
+				}
+				// The binary strategy's tests wait for compile: they follow
+				// the binary, not the app's sources.
+				var quote, binary, tests bool
+				for _, d := range m.DeployTarget.Deps {
+					quote = quote || filepath.Base(d) == "quote.go"
+					binary = binary || strings.HasSuffix(filepath.ToSlash(d), "/build/askeladden")
+					tests = tests || filepath.Base(d) == "handlers_test.go"
+				}
+				if wantBinary := len(args) > 0; quote == wantBinary || binary != wantBinary || !tests {
+					t.Errorf("%v: unit-tests deps %v: want quote.go %v, build/askeladden %v, handlers_test.go true", args, m.DeployTarget.Deps, !wantBinary, wantBinary)
 				}
 			}
 		}

@@ -463,3 +463,101 @@ func Break(dir string, n int) ([]byte, error) {
 	}
 	return b, os.WriteFile(p, append(bytes.Clone(b), BreakLine(n)...), 0o644)
 }
+
+// BuildID reads the build ID that the dev-mode server at base (ending in
+// /) announces on its event stream, as the dev page does on load.
+func BuildID(ctx context.Context, base string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var id string
+	err := readBuildEvents(ctx, base, func(data string) bool { id = data; return false })
+	if id == "" {
+		return "", fmt.Errorf("no build ID from %s%s: %w", base, eventsPath, err)
+	}
+	return id, nil
+}
+
+const eventsPath = "_dev/events"
+
+// readBuildEvents reads the build events of one connection to the dev event
+// stream, calling on with each event's data until it returns false or the
+// stream ends.
+func readBuildEvents(ctx context.Context, base string, on func(data string) bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+eventsPath, nil)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s%s: %s", base, eventsPath, resp.Status)
+	}
+	// Only the build event carries an ID; build-ok and build-error carry
+	// the build's status.
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		if name, ok := strings.CutPrefix(line, "event: "); ok {
+			event = name
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok && event == "build" && !on(data) {
+			return nil
+		}
+		if line == "" {
+			event = ""
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return io.EOF
+}
+
+// WaitForNewBuild waits for an edit the way the dev page does, without
+// polling a server that is busy building: it waits (WaitForOtherBuild) for
+// a server announcing a build other than old, then fetches base until the
+// body contains want, and returns when that response came. Unlike
+// polling, it adds no load to the machine while the build runs.
+func WaitForNewBuild(ctx context.Context, base, old, want string, every time.Duration) (time.Time, error) {
+	if _, err := WaitForOtherBuild(ctx, base, old, every); err != nil {
+		return time.Time{}, err
+	}
+	return WaitForBody(ctx, base, want, every)
+}
+
+// WaitForOtherBuild holds the dev event stream at base open; when the
+// stream breaks (the old process stops) it reconnects every `every` until
+// a server announces a build other than old, and returns that build's ID.
+func WaitForOtherBuild(ctx context.Context, base, old string, every time.Duration) (string, error) {
+	for {
+		var fresh string
+		last := readBuildEvents(ctx, base, func(data string) bool {
+			if data == old {
+				return true // the old process: wait for its stream to end
+			}
+			fresh = data
+			return false
+		})
+		if fresh != "" {
+			return fresh, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%s never announced a build other than %s (last: %s): %w", base, old, errText(last), ctx.Err())
+		case <-time.After(every):
+		}
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
+}

@@ -1,10 +1,15 @@
 package devloop
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSetQuote(t *testing.T) {
@@ -60,5 +65,78 @@ func TestCopyProject(t *testing.T) {
 	}
 	if err := CopyProject(t.TempDir(), t.TempDir()); err == nil {
 		t.Error("copying a directory without quote.go must fail")
+	}
+}
+
+// fakeDevServer is a dev-mode server that restarts into a new build when
+// flip is closed: its event streams end, and new ones announce "b".
+func fakeDevServer(t *testing.T, flip chan struct{}) string {
+	t.Helper()
+	flipped := func() bool {
+		select {
+		case <-flip:
+			return true
+		default:
+			return false
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/_dev/events", func(w http.ResponseWriter, r *http.Request) {
+		id := "a"
+		if flipped() {
+			id = "b"
+		}
+		fmt.Fprintf(w, "retry: 100\nevent: build\ndata: %s\n\n", id)
+		w.(http.Flusher).Flush()
+		if id == "a" {
+			select {
+			case <-flip:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if flipped() {
+			fmt.Fprintln(w, "new quote")
+			return
+		}
+		fmt.Fprintln(w, "old quote")
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/"
+}
+
+func TestWaitForNewBuild(t *testing.T) {
+	flip := make(chan struct{})
+	base := fakeDevServer(t, flip)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := BuildID(ctx, base)
+	if err != nil || id != "a" {
+		t.Fatalf("BuildID = %q, %v; want a", id, err)
+	}
+	at := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		at <- time.Now()
+		close(flip)
+	}()
+	seen, err := WaitForNewBuild(ctx, base, id, "new quote", 2*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := seen.Sub(<-at); d < 0 || d > 2*time.Second {
+		t.Errorf("new build seen %s after the restart, want soon after it", d)
+	}
+
+	// A server that never restarts: the wait ends with the context.
+	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if _, err := WaitForNewBuild(short, fakeDevServer(t, make(chan struct{})), "a", "new quote", 2*time.Millisecond); err == nil {
+		t.Error("WaitForNewBuild returned without a new build")
+	}
+	if _, err := BuildID(ctx, "http://127.0.0.1:1/"); err == nil {
+		t.Error("BuildID of a server that is not there succeeded")
 	}
 }

@@ -39,3 +39,33 @@ func TestMedian(t *testing.T) {
 		t.Errorf("DescribeMachine() = %+v", m)
 	}
 }
+
+// p90 is nearest rank: the smallest sample with at least 90% of the
+// samples at or below it, so a single slow edit in ten is not the p90 but
+// two are.
+func TestSummarizeP90NearestRank(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var d []time.Duration
+		for _, x := range v {
+			d = append(d, time.Duration(x)*time.Millisecond)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		in        []time.Duration
+		p90, want float64
+	}{
+		{ms(7), 7, 7},
+		{ms(1, 1, 1, 1, 1, 1, 1, 1, 1, 9), 1, 1},
+		{ms(1, 1, 1, 1, 1, 1, 1, 1, 9, 9), 9, 1},
+		{ms(5, 4, 3, 2, 1, 6, 7, 8, 9, 10, 11), 10, 6},
+	} {
+		s, err := Summarize(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.P90MS != tc.p90 || s.MedMS != tc.want {
+			t.Errorf("Summarize(%v): p90 %v, median %v; want %v, %v", tc.in, s.P90MS, s.MedMS, tc.p90, tc.want)
+		}
+	}
+}
