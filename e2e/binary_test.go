@@ -111,26 +111,27 @@ func buildHistory(t *testing.T, tiltURL string) (map[string][]buildRecord, strin
 	return hist, b.String()
 }
 
-// compilesThatWaited finds the compiles that began the moment a unit-test
-// run ended although a save had asked for them well before: Tilt held
-// them back for the tests.
+// compilesThatWaited finds the compiles that Tilt held back for the
+// tests: each compile belongs to the latest save before it, and one that
+// began the moment a unit-test run ended, well after Tilt's 200 ms file
+// debounce had passed since its save, waited for that run.
 func compilesThatWaited(saves []time.Time, compiles, tests []buildRecord) []string {
 	var out []string
 	for _, c := range compiles {
-		if c.StartTime.Before(saves[0]) {
-			continue
+		var save time.Time
+		for _, s := range saves {
+			if s.Before(c.StartTime) && s.After(save) {
+				save = s
+			}
+		}
+		if save.IsZero() || c.StartTime.Sub(save) < 500*time.Millisecond {
+			continue // no save of ours, or it started as soon as Tilt saw the save
 		}
 		for _, u := range tests {
-			endedJustBefore := !u.FinishTime.After(c.StartTime) && c.StartTime.Sub(u.FinishTime) < 100*time.Millisecond
-			if !endedJustBefore || !u.StartTime.Before(c.StartTime) {
-				continue
-			}
-			for _, s := range saves {
-				if s.Before(u.FinishTime.Add(-300*time.Millisecond)) && s.Before(c.StartTime) && !s.Before(u.StartTime.Add(-time.Second)) {
-					out = append(out, fmt.Sprintf("the compile for the save at %s began at %s, %s after a unit-test run ended: it waited for the tests",
-						s.Format("15:04:05.000"), c.StartTime.Format("15:04:05.000"), c.StartTime.Sub(u.FinishTime).Round(time.Millisecond)))
-					break
-				}
+			if u.StartTime.Before(c.StartTime) && !u.FinishTime.After(c.StartTime) && c.StartTime.Sub(u.FinishTime) < 100*time.Millisecond {
+				out = append(out, fmt.Sprintf("the compile for the save at %s began at %s, %s after the save and %s after a unit-test run ended: it waited for the tests",
+					save.Format("15:04:05.000"), c.StartTime.Format("15:04:05.000"), c.StartTime.Sub(save).Round(time.Millisecond), c.StartTime.Sub(u.FinishTime).Round(time.Millisecond)))
+				break
 			}
 		}
 	}
