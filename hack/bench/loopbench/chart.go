@@ -18,7 +18,7 @@ import (
 // charted reports whether a configuration is a loop (edit to response),
 // the chart's subject; the sync round trip and the builds are parts of one.
 func charted(c config) bool {
-	return c.Name == "floor" || c.Name == "air" || strings.HasPrefix(c.Name, "tilt-") && c.Name != "tilt-sync-only"
+	return c.Name == "floor" || c.Name == "air" || c.Name == "floor-error" || c.Name == "air-error" || strings.HasPrefix(c.Name, "tilt-") && c.Name != "tilt-sync-only"
 }
 
 // whiskers are the charted configurations as points (median, row) with

@@ -162,6 +162,11 @@ const (
 )
 
 func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, error) {
+	return tiltModeWith(nil, args...)
+}
+
+// tiltModeWith is tiltMode on a scratch copy that patch changes first.
+func tiltModeWith(patch func(dir string) error, args ...string) func(context.Context, opts, io.Writer) (loop, error) {
 	return func(ctx context.Context, o opts, log io.Writer) (loop, error) {
 		if _, err := exec.LookPath("tilt"); err != nil {
 			return nil, usageError("tilt is not on PATH: run `bash hack/build-tilt.sh` and add ~/.cache/askeladden/bin to PATH")
@@ -175,6 +180,12 @@ func tiltMode(args ...string) func(context.Context, opts, io.Writer) (loop, erro
 		}
 		if err := devloop.CopyTracked(o.root, dir); err != nil {
 			return nil, err
+		}
+		if patch != nil {
+			if err := patch(dir); err != nil {
+				os.RemoveAll(dir)
+				return nil, err
+			}
 		}
 		port, err := devloop.FreePort()
 		if err != nil {

@@ -5,6 +5,7 @@
 //
 //	go run ./hack/bench/loopbench              # air and the floor, 10 edits each
 //	go run ./hack/bench/loopbench -modes all   # also Tilt, given a cluster (see README)
+//	go run ./hack/bench/loopbench -modes floor-error,air-error   # edit to build error shown
 //	go run ./hack/bench/loopbench -replot docs/loopbench.json   # redraw the table and chart
 package main
 
@@ -104,6 +105,17 @@ var modes = []mode{
 	{name: "tilt-binary", about: "tilt up -- --strategy=binary --no-tests: compile on the host, sync the binary, devrun restarts", start: tiltMode("--strategy=binary", "--no-tests"), exclusive: true, spaced: true},
 	{name: "tilt-binary-default", about: "tilt up -- --strategy=binary: the binary strategy with the unit-tests resource", start: tiltMode("--strategy=binary"), exclusive: true, spaced: true},
 	{name: "tilt-naive", about: "tilt up -- --no-live-update --no-tests: image rebuild and redeploy per edit", start: tiltMode("--no-live-update", "--no-tests"), exclusive: true},
+	{name: "tilt-source-debug", about: "tilt up -- --debug --no-tests: the source strategy under Delve, a client attached that continues after each live update", start: tiltDebugMode, exclusive: true},
+	// What the live_update run() step that waits for the pod's build costs:
+	// the same loop as tilt-source with that step taken out of the Tiltfile.
+	{name: "tilt-source-nocheck", about: "tilt-source without the live_update step that waits for the pod's build", start: tiltModeWith(withoutBuildCheck, "--no-tests"), exclusive: true},
+	// Edit to error shown: a broken save, to the build-error event that
+	// tells an open page (a client of /_dev/events, as the page's
+	// EventSource is). Each sample then fixes the edit and waits for the
+	// fix to serve, so the next one starts from a good build.
+	{name: "floor-error", about: "incremental go build of a broken edit, to its failure", start: startFloorError},
+	{name: "air-error", about: "go tool air: a broken save to the build-error event on /_dev/events", start: errorMode(startAir)},
+	{name: "tilt-source-error", about: "tilt up -- --no-tests: a broken save to the build-error event on the dev event stream", start: errorMode(tiltMode("--no-tests")), exclusive: true},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

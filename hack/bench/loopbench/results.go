@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,17 @@ type ratios struct {
 	SyncRoundTripMS float64 `json:"sync_round_trip_ms,omitempty"`
 	// PodVsHostBuild: the same edit built in the pod and on the host.
 	PodVsHostBuild float64 `json:"pod_vs_host_build,omitempty"`
+	// AirErrorOverFloorMS is air-error's median minus floor-error's: what
+	// air adds to the failing build before an open page hears of it. A
+	// difference may be zero or negative: nil when either did not run.
+	AirErrorOverFloorMS *float64 `json:"air_error_over_floor_error_ms,omitempty"`
+	// BuildCheckMS is tilt-source's median minus tilt-source-nocheck's:
+	// what the live_update step that waits for the pod's build costs on a
+	// good edit. Nil when either did not run.
+	BuildCheckMS *float64 `json:"build_check_ms,omitempty"`
+	// DebugVsSource is tilt-source-debug's median over tilt-source's: what
+	// running under Delve, a client attached, costs per edit.
+	DebugVsSource float64 `json:"debug_vs_source,omitempty"`
 }
 
 func (r *results) find(name, gap string) *config {
@@ -112,7 +124,13 @@ func (r *results) analyse() {
 	for i := range r.Configs {
 		c := &r.Configs[i]
 		if strings.HasPrefix(c.Name, "floor") || strings.HasPrefix(c.Name, "air") || strings.HasPrefix(c.Name, "tilt-") && c.Name != "tilt-sync-only" {
-			c.MedianVsFloor = ratio(c.Summary.MedMS, floor)
+			// A broken save is measured against the failing build, the
+			// rest against the good one.
+			if strings.HasSuffix(c.Name, "-error") {
+				c.MedianVsFloor = ratio(c.Summary.MedMS, r.median("floor-error", ""))
+			} else {
+				c.MedianVsFloor = ratio(c.Summary.MedMS, floor)
+			}
 		}
 	}
 	q := &r.Ratios
@@ -136,6 +154,10 @@ func (r *results) analyse() {
 	}
 	q.SyncRoundTripMS = float64(int(r.median("tilt-sync-only", "") + 0.5))
 	q.PodVsHostBuild = ratio(r.median("build-pod", ""), r.median("build-host", ""))
+	q.AirErrorOverFloorMS = difference(r.median("air-error", ""), r.median("floor-error", ""))
+	// The first spacing of each: tilt-source-nocheck and -debug run only at that one.
+	q.BuildCheckMS = difference(r.median("tilt-source", ""), r.median("tilt-source-nocheck", ""))
+	q.DebugVsSource = ratio(r.median("tilt-source-debug", ""), r.median("tilt-source", ""))
 
 	r.Goals = nil
 	add := func(text string, value, limit float64, unit string, atLeast bool) {
@@ -160,6 +182,25 @@ func (r *results) analyse() {
 		add("tilt-source median - floor median, at most the sync round trip + 100 ms", q.SourceOverFloorMS, q.SyncRoundTripMS+100, "ms", false)
 	}
 	add("in-pod build / host build of the same edit", q.PodVsHostBuild, 1.05, "x", false)
+	// Differences may be zero or negative, which add would take for "not run".
+	addDiff := func(text string, value *float64, limit float64) {
+		if value != nil {
+			r.Goals = append(r.Goals, goal{Goal: text, Value: *value, Limit: limit, Unit: "ms", Met: *value <= limit})
+		}
+	}
+	addDiff("edit to error shown under air, over the failing build (air-error - floor-error medians)", q.AirErrorOverFloorMS, 300)
+	addDiff("the build-check step's cost on a good edit (tilt-source - tilt-source-nocheck medians)", q.BuildCheckMS, 50)
+	add("under Delve / plain (tilt-source-debug / tilt-source medians)", q.DebugVsSource, 1.5, "x", false)
+}
+
+// difference is a - b, both medians, or nil when either did not run.
+func difference(a, b float64) *float64 {
+	if a <= 0 || b <= 0 {
+		return nil
+	}
+	// math.Round: round2 rounds towards zero below it.
+	d := math.Round((a-b)*100) / 100
+	return &d
 }
 
 // find1 is find for the first spacing, never nil.
@@ -216,6 +257,12 @@ func printTable(w io.Writer, r results) {
 	fmt.Fprintf(w, "Command: %s\n\n", r.Command)
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "FAILED: %s\n\n", f)
+	}
+	for _, c := range r.Configs {
+		if strings.HasSuffix(c.Name, "-error") {
+			fmt.Fprintf(w, "Each *-error row is a broken save to the page's build-error event; its floor is floor-error.\n\n")
+			break
+		}
 	}
 	fmt.Fprintln(w, "| configuration                     |  min ms | median ms |  p90 ms | p90 / median | median / floor |")
 	fmt.Fprintln(w, "|-----------------------------------|--------:|----------:|--------:|-------------:|---------------:|")

@@ -220,3 +220,65 @@ func TestParseGaps(t *testing.T) {
 		}
 	}
 }
+
+// The figures of the error, build-check and debugger modes (issues 8, 9).
+func TestAnalyseErrorCheckAndDebug(t *testing.T) {
+	r := results{Gaps: []string{gapSettled}, Configs: []config{
+		cfg(t, "floor", gapSettled, 800),
+		cfg(t, "floor-error", gapSettled, 400, 500, 600),
+		cfg(t, "air-error", gapSettled, 850, 900, 950),
+		cfg(t, "tilt-source", gapSettled, 1300, 1400, 1500),
+		cfg(t, "tilt-source-nocheck", gapSettled, 1380, 1420, 1460),
+		cfg(t, "tilt-source-debug", gapSettled, 2000, 2200, 2400),
+		cfg(t, "tilt-source-error", gapSettled, 1000),
+	}}
+	r.analyse()
+	q := r.Ratios
+	if q.AirErrorOverFloorMS == nil || *q.AirErrorOverFloorMS != 400 {
+		t.Errorf("air-error - floor-error = %v, want 400", q.AirErrorOverFloorMS)
+	}
+	// Negative: the check costs nothing measurable; it is still a figure.
+	if q.BuildCheckMS == nil || *q.BuildCheckMS != -20 {
+		t.Errorf("tilt-source - tilt-source-nocheck = %v, want -20", q.BuildCheckMS)
+	}
+	if want := round2(2200.0 / 1400); q.DebugVsSource != want {
+		t.Errorf("debug / source = %v, want %v", q.DebugVsSource, want)
+	}
+	// A broken save's floor is the failing build.
+	if got := r.find1("tilt-source-error").MedianVsFloor; got != 2 {
+		t.Errorf("tilt-source-error median / floor = %v, want 2 (over floor-error)", got)
+	}
+	if got := r.find1("tilt-source-debug").MedianVsFloor; got != 2.75 {
+		t.Errorf("tilt-source-debug median / floor = %v, want 2.75 (over floor)", got)
+	}
+	verdict := map[string]bool{}
+	for _, g := range r.Goals {
+		verdict[g.Goal] = g.Met
+	}
+	for goal, met := range map[string]bool{
+		"edit to error shown under air, over the failing build (air-error - floor-error medians)": false,
+		"the build-check step's cost on a good edit (tilt-source - tilt-source-nocheck medians)":  true,
+		"under Delve / plain (tilt-source-debug / tilt-source medians)":                           false,
+	} {
+		if got, ok := verdict[goal]; !ok {
+			t.Errorf("goal %q not checked; have %v", goal, verdict)
+		} else if got != met {
+			t.Errorf("goal %q met = %v, want %v", goal, got, met)
+		}
+	}
+	var md strings.Builder
+	printTable(&md, r)
+	for _, want := range []string{"its floor is floor-error", "| edit to error shown under air, over the failing build (air-error - floor-error medians) | 400 ms | at most 300 ms | **missed** |", "| -20 ms | at most 50 ms | **met** |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, md.String())
+		}
+	}
+}
+
+func TestAnalyseFiguresNeedBothModes(t *testing.T) {
+	r := results{Gaps: []string{gapSettled}, Configs: []config{cfg(t, "air-error", gapSettled, 900), cfg(t, "tilt-source", gapSettled, 1400)}}
+	r.analyse()
+	if q := r.Ratios; q.AirErrorOverFloorMS != nil || q.BuildCheckMS != nil || q.DebugVsSource != 0 {
+		t.Errorf("figures without their second mode: %+v", q)
+	}
+}
