@@ -17,39 +17,6 @@ import (
 // show the markup as text, never run it.
 const brokenLine = `var _ int = "<script>window.__pwned = 1</script>"`
 
-// evalIn runs a short evaluation, tolerating a page that is reloading.
-func evalIn[T any](ctx context.Context, js string) (T, error) {
-	ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return chromedp.Run(ectx, chromedp.Evaluate[T](js))
-}
-
-// waitJS polls a JavaScript condition in the page until it is true.
-func waitJS(t *testing.T, ctx context.Context, cond string, within time.Duration, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if ok, err := evalIn[bool](ctx, cond); err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			state, _ := evalIn[string](ctx, `document.body ? document.body.innerText.slice(0, 2000) : "(no body)"`)
-			t.Fatalf("%s: not seen within %s; the page shows:\n%s", what, within, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// markPage sets the reload marker and starts recording CSP violations.
-func markPage(t *testing.T, ctx context.Context) {
-	t.Helper()
-	js := `window.__loadedOnce = true; window.__csp = [];
-	document.addEventListener("securitypolicyviolation", function (e) { window.__csp.push(e.violatedDirective + " " + e.blockedURI); }); true`
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 const (
 	overlayShown = `!!document.getElementById("build-error")`
 	overlayGone  = `!document.getElementById("build-error")`
@@ -58,7 +25,7 @@ const (
 
 // overlayLocations lists what the overlay shows as file:line:col.
 func overlayLocations(ctx context.Context) string {
-	s, _ := evalIn[string](ctx, `Array.from(document.querySelectorAll("#build-error .location")).map(function (e) { return e.textContent; }).join(",")`)
+	s, _ := devloop.Eval[string](ctx, `Array.from(document.querySelectorAll("#build-error .location")).map(function (e) { return e.textContent; }).join(",")`)
 	return s
 }
 
@@ -77,7 +44,7 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(base+"/")); err != nil {
 		t.Fatal(err)
 	}
-	markPage(t, ctx)
+	devloop.MarkPage(t, ctx)
 
 	// 1. A broken save: the overlay names the file and line, over the page
 	// that stays, and the server keeps serving the last good build.
@@ -85,22 +52,22 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrote := time.Now()
-	waitJS(t, ctx, overlayShown, time.Minute, "the build-error overlay")
+	devloop.WaitJS(t, ctx, overlayShown, time.Minute, "the build-error overlay")
 	t.Logf("edit to error shown: %s", time.Since(wrote).Round(time.Millisecond))
 	if locs := overlayLocations(ctx); !strings.Contains(locs, brokenAt) {
 		t.Errorf("overlay shows locations %q, want %s", locs, brokenAt)
 	}
-	if ok, _ := evalIn[bool](ctx, stillMarked); !ok {
+	if ok, _ := devloop.Eval[bool](ctx, stillMarked); !ok {
 		t.Error("the page reloaded on a broken build; it should stay and show the overlay")
 	}
-	raw, _ := evalIn[string](ctx, `document.getElementById("build-output").textContent`)
+	raw, _ := devloop.Eval[string](ctx, `document.getElementById("build-output").textContent`)
 	if !strings.Contains(raw, "<script>window.__pwned = 1</script>") {
 		t.Errorf("raw output = %q, want the compiler's text with the markup as text", raw)
 	}
-	if pwned, _ := evalIn[bool](ctx, `window.__pwned === 1 || document.querySelectorAll("#build-error script").length > 0`); pwned {
+	if pwned, _ := devloop.Eval[bool](ctx, `window.__pwned === 1 || document.querySelectorAll("#build-error script").length > 0`); pwned {
 		t.Error("compiler output was parsed as HTML")
 	}
-	if q, _ := evalIn[string](ctx, `document.getElementById("quote").textContent`); q != quote {
+	if q, _ := devloop.Eval[string](ctx, `document.getElementById("quote").textContent`); q != quote {
 		t.Errorf("under the overlay the page shows %q, want the last good quote", q)
 	}
 	if code, body := get(t, base+"/"); code != 200 || body != quote+"\n" {
@@ -114,7 +81,7 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 	if _, err := chromedp.Run(tab, chromedp.Navigate(base+"/")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, tab, overlayShown, 5*time.Second, "the overlay in a second tab")
+	devloop.WaitJS(t, tab, overlayShown, 5*time.Second, "the overlay in a second tab")
 	t.Logf("second tab showed the error %s after it was opened", time.Since(opened).Round(time.Millisecond))
 	if locs := overlayLocations(tab); !strings.Contains(locs, brokenAt) {
 		t.Errorf("second tab shows %q, want %s", locs, brokenAt)
@@ -129,17 +96,17 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 	if err := devloop.SetQuote(air.Dir, fixed); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, `(document.getElementById("quote") || {}).textContent === `+jsString(fixed), time.Minute, "the fixed quote")
-	if ok, _ := evalIn[bool](ctx, stillMarked); ok {
+	devloop.WaitJS(t, ctx, `(document.getElementById("quote") || {}).textContent === `+jsString(fixed), time.Minute, "the fixed quote")
+	if ok, _ := devloop.Eval[bool](ctx, stillMarked); ok {
 		t.Error("the new quote appeared without a reload")
 	}
-	if ok, _ := evalIn[bool](ctx, overlayGone); !ok {
+	if ok, _ := devloop.Eval[bool](ctx, overlayGone); !ok {
 		t.Error("the overlay outlived the fix")
 	}
 
 	// 4. Break, then revert to the exact previous content: the same build
 	// ID, so the overlay goes away without a reload.
-	markPage(t, ctx)
+	devloop.MarkPage(t, ctx)
 	fixedContent, err := os.ReadFile(quoteFile)
 	if err != nil {
 		t.Fatal(err)
@@ -147,15 +114,15 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 	if err := os.WriteFile(quoteFile, []byte(strings.TrimRight(string(fixedContent), "\n")+"\n\n"+brokenLine+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, overlayShown, time.Minute, "the overlay after the second break")
+	devloop.WaitJS(t, ctx, overlayShown, time.Minute, "the overlay after the second break")
 	if err := os.WriteFile(quoteFile, fixedContent, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, overlayGone, time.Minute, "the overlay going away after the revert")
-	if ok, _ := evalIn[bool](ctx, stillMarked); !ok {
+	devloop.WaitJS(t, ctx, overlayGone, time.Minute, "the overlay going away after the revert")
+	if ok, _ := devloop.Eval[bool](ctx, stillMarked); !ok {
 		t.Error("reverting to the last good content reloaded the page; the build ID is the same, so it should not")
 	}
-	if csp, _ := evalIn[string](ctx, `window.__csp.join("; ")`); csp != "" {
+	if csp, _ := devloop.Eval[string](ctx, `window.__csp.join("; ")`); csp != "" {
 		t.Errorf("the overlay broke the page's CSP: %s", csp)
 	}
 	if t.Failed() {

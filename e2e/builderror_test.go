@@ -84,40 +84,8 @@ func (tu *tiltUp) logs(t *testing.T, name string) string {
 	return out
 }
 
-func evalIn[T any](ctx context.Context, js string) (T, error) {
-	ectx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	return chromedp.Run(ectx, chromedp.Evaluate[T](js))
-}
-
-// waitJS polls a JavaScript condition in the page until it is true.
-func waitJS(t *testing.T, ctx context.Context, cond string, within time.Duration, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if ok, err := evalIn[bool](ctx, cond); err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			state, _ := evalIn[string](ctx, `document.body ? document.body.innerText.slice(0, 2000) : "(no body)"`)
-			t.Fatalf("%s: not seen within %s; the page shows:\n%s", what, within, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// markPage sets the reload marker and records CSP violations from now on.
-func markPage(t *testing.T, ctx context.Context) {
-	t.Helper()
-	js := `window.__loadedOnce = true; window.__csp = [];
-	document.addEventListener("securitypolicyviolation", function (e) { window.__csp.push(e.violatedDirective); }); true`
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func overlayLocations(ctx context.Context) string {
-	s, _ := evalIn[string](ctx, `Array.from(document.querySelectorAll("#build-error .location")).map(function (e) { return e.textContent; }).join(",")`)
+	s, _ := devloop.Eval[string](ctx, `Array.from(document.querySelectorAll("#build-error .location")).map(function (e) { return e.textContent; }).join(",")`)
 	return s
 }
 
@@ -153,7 +121,7 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	if _, err := chromedp.Run(page, chromedp.Navigate(forward)); err != nil {
 		t.Fatal(err)
 	}
-	markPage(t, page)
+	devloop.MarkPage(t, page)
 
 	// The broken save: Tilt turns red with the compiler's output in the
 	// resource's log; the page shows the overlay over the old quote.
@@ -167,15 +135,15 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	if logs := tu.logs(t, "askeladden"); !strings.Contains(logs, at) || !strings.Contains(logs, "build failed") {
 		t.Errorf("the askeladden log lacks the compiler output (%s) and the step's verdict:\n%s", at, tail(logs, 30))
 	}
-	waitJS(t, page, overlayShown, 30*time.Second, "the build-error overlay through the port-forward")
+	devloop.WaitJS(t, page, overlayShown, 30*time.Second, "the build-error overlay through the port-forward")
 	t.Logf("the page showed the error %s after the broken save", time.Since(wrote).Round(time.Millisecond))
 	if locs := overlayLocations(page); !strings.Contains(locs, at) {
 		t.Errorf("the overlay shows %q, want %s", locs, at)
 	}
-	if ok, _ := evalIn[bool](page, stillMarked); !ok {
+	if ok, _ := devloop.Eval[bool](page, stillMarked); !ok {
 		t.Error("the page reloaded on a broken build")
 	}
-	if pwned, _ := evalIn[bool](page, `window.__pwned === 1 || document.querySelectorAll("#build-error script").length > 0`); pwned {
+	if pwned, _ := devloop.Eval[bool](page, `window.__pwned === 1 || document.querySelectorAll("#build-error script").length > 0`); pwned {
 		t.Error("compiler output was parsed as HTML")
 	}
 	if got := getBody(t, forward); got != shown+"\n" {
@@ -187,7 +155,7 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	if _, err := chromedp.Run(tab, chromedp.Navigate(forward)); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, tab, overlayShown, 5*time.Second, "the overlay in a second tab")
+	devloop.WaitJS(t, tab, overlayShown, 5*time.Second, "the overlay in a second tab")
 	cancelTab()
 	saveOverlay(t, page)
 
@@ -196,23 +164,23 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	quoteFile := filepath.Join(dir, "quote.go")
 	writeFile(t, quoteFile, good)
 	setQuote(t, dir, fixed)
-	waitJS(t, page, `(document.getElementById("quote") || {}).textContent === `+fmt.Sprintf("%q", fixed), time.Minute, "the fixed quote")
-	if ok, _ := evalIn[bool](page, stillMarked); ok {
+	devloop.WaitJS(t, page, `(document.getElementById("quote") || {}).textContent === `+fmt.Sprintf("%q", fixed), time.Minute, "the fixed quote")
+	if ok, _ := devloop.Eval[bool](page, stillMarked); ok {
 		t.Error("the fixed quote appeared without a reload")
 	}
 	tu.waitResource(t, "askeladden", time.Minute, "askeladden ok after the fix", func(r uiResource) bool { return r.Status.UpdateStatus == "ok" })
 
 	// Break, then revert to the exact previous content: same build ID, so
 	// the overlay goes without a reload.
-	markPage(t, page)
+	devloop.MarkPage(t, page)
 	fixedContent, _ := breakQuote(t, dir)
-	waitJS(t, page, overlayShown, time.Minute, "the overlay after the second break")
+	devloop.WaitJS(t, page, overlayShown, time.Minute, "the overlay after the second break")
 	writeFile(t, quoteFile, fixedContent)
-	waitJS(t, page, overlayGone, time.Minute, "the overlay going away after the revert")
-	if ok, _ := evalIn[bool](page, stillMarked); !ok {
+	devloop.WaitJS(t, page, overlayGone, time.Minute, "the overlay going away after the revert")
+	if ok, _ := devloop.Eval[bool](page, stillMarked); !ok {
 		t.Error("reverting to the last good content reloaded the page")
 	}
-	if csp, _ := evalIn[string](page, `window.__csp.join("; ")`); csp != "" {
+	if csp, _ := devloop.Eval[string](page, `window.__csp.join("; ")`); csp != "" {
 		t.Errorf("the overlay broke the page's CSP: %s", csp)
 	}
 	tu.waitResource(t, "askeladden", time.Minute, "askeladden ok after the revert", func(r uiResource) bool { return r.Status.UpdateStatus == "ok" })
@@ -279,22 +247,22 @@ func testBinaryBuildError(t *testing.T, dir string) {
 	if _, err := chromedp.Run(page, chromedp.Navigate(forward)); err != nil {
 		t.Fatal(err)
 	}
-	markPage(t, page)
+	devloop.MarkPage(t, page)
 
 	good, at := breakQuote(t, dir)
 	wrote := time.Now()
 	tu.waitResource(t, "compile", time.Minute, "compile in error", func(r uiResource) bool { return r.Status.UpdateStatus == "error" })
-	waitJS(t, page, overlayShown, time.Minute, "the build-error overlay under the binary strategy")
+	devloop.WaitJS(t, page, overlayShown, time.Minute, "the build-error overlay under the binary strategy")
 	t.Logf("binary strategy: the page showed the error %s after the broken save", time.Since(wrote).Round(time.Millisecond))
 	fmt.Printf("e2e: binary strategy broken save to error shown: %s\n", time.Since(wrote).Round(time.Millisecond))
 	if locs := overlayLocations(page); !strings.Contains(locs, at) {
 		t.Errorf("the overlay shows %q, want %s", locs, at)
 	}
-	if ok, _ := evalIn[bool](page, stillMarked); !ok {
+	if ok, _ := devloop.Eval[bool](page, stillMarked); !ok {
 		t.Error("the page reloaded on a broken build")
 	}
 
 	writeFile(t, filepath.Join(dir, "quote.go"), good)
-	waitJS(t, page, overlayGone, 2*time.Minute, "the overlay going away after the fix")
+	devloop.WaitJS(t, page, overlayGone, 2*time.Minute, "the overlay going away after the fix")
 	tu.waitResource(t, "compile", time.Minute, "compile ok after the fix", func(r uiResource) bool { return r.Status.UpdateStatus == "ok" })
 }

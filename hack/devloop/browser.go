@@ -54,8 +54,42 @@ func NewBrowser(t TB) context.Context {
 // PageQuote is what an open page shows as the quote, or "" while it is
 // (re)loading: evaluations fail then, and callers poll.
 func PageQuote(ctx context.Context) string {
-	ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	shown, _ := chromedp.Run(ectx, chromedp.Evaluate[string](`(document.getElementById("quote") || {}).textContent || ""`))
+	shown, _ := Eval[string](ctx, `(document.getElementById("quote") || {}).textContent || ""`)
 	return shown
+}
+
+// Eval runs one short evaluation in the page. It fails while the page
+// reloads; callers that poll try again.
+func Eval[T any](ctx context.Context, js string) (T, error) {
+	ectx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return chromedp.Run(ectx, chromedp.Evaluate[T](js))
+}
+
+// WaitJS polls a JavaScript condition in the page until it holds, and
+// fails the test with what the page shows if it does not within the time.
+func WaitJS(t TB, ctx context.Context, cond string, within time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if ok, err := Eval[bool](ctx, cond); err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			state, _ := Eval[string](ctx, `document.body ? document.body.innerText.slice(0, 2000) : "(no body)"`)
+			t.Fatalf("%s: not seen within %s; the page shows:\n%s", what, within, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// MarkPage sets window.__loadedOnce, which a reload clears, and records
+// every Content-Security-Policy violation from now on in window.__csp.
+func MarkPage(t TB, ctx context.Context) {
+	t.Helper()
+	js := `window.__loadedOnce = true; window.__csp = [];
+	document.addEventListener("securitypolicyviolation", function (e) { window.__csp.push(e.violatedDirective + " " + e.blockedURI); }); true`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
+		t.Fatalf("marking the page: %v", err)
+	}
 }
