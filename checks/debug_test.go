@@ -287,43 +287,6 @@ func debugBuild(t *testing.T, src, out string) {
 	}
 }
 
-// getAsync sends GET / in the background and delivers "code body". A
-// connection error is retried: across a restart a request can reach the old
-// process, halted with its socket still open, and be reset when Delve
-// kills it, as a browser's refresh would be.
-func getAsync(base string) <-chan string {
-	ch := make(chan string, 1)
-	go func() {
-		client := devloop.NoKeepAlive(60 * time.Second)
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			code, body, err := devloop.Get(client, base+"/")
-			if err == nil {
-				ch <- strconv.Itoa(code) + " " + body
-				return
-			}
-			if time.Now().After(deadline) {
-				ch <- "error: " + err.Error()
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	return ch
-}
-
-func waitBody(t *testing.T, ch <-chan string, want string) {
-	t.Helper()
-	select {
-	case got := <-ch:
-		if got != want {
-			t.Fatalf("GET / = %q, want %q", got, want)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("GET / did not complete within 60 s (want %q)", want)
-	}
-}
-
 // stopAt continues and waits for a stop at file:line.
 var debugLog fmt.Stringer = &strings.Builder{}
 
@@ -406,10 +369,10 @@ func TestDevrunDebugKeepsBreakpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := d.Continue()
-	resp := getAsync(base)
+	resp := devloop.GetLater(base+"/", time.Minute)
 	before := stopAt(t, d, ch, handlers, line)
 	ch = d.Continue()
-	waitBody(t, resp, "200 "+quote+"\n")
+	devloop.ExpectBody(t, resp, "200 "+quote+"\n", time.Minute)
 
 	const edited = "Help! Help! I'm being repressed!"
 	if err := devloop.SetQuote(src, edited); err != nil {
@@ -423,14 +386,14 @@ func TestDevrunDebugKeepsBreakpoints(t *testing.T) {
 		t.Fatalf("the client's continue across the restart: %v\n%s", err, log)
 	}
 	ch = d.Continue()
-	resp = getAsync(base)
+	resp = devloop.GetLater(base+"/", time.Minute)
 	after := stopAt(t, d, ch, handlers, line)
 	t.Logf("build to breakpoint hit in the new process: %s", time.Since(saved).Round(time.Millisecond))
 	if after.Pid == before.Pid {
 		t.Errorf("stopped in the old process (pid %d): the target was not restarted", after.Pid)
 	}
 	ch = d.Continue()
-	waitBody(t, resp, "200 "+edited+"\n")
+	devloop.ExpectBody(t, resp, "200 "+edited+"\n", time.Minute)
 	// Delve answers most requests only while the target is stopped.
 	if _, err := d.Halt(); err != nil {
 		t.Fatal(err)
@@ -447,7 +410,7 @@ func TestDevrunDebugKeepsBreakpoints(t *testing.T) {
 	if err := d.Disconnect(false); err != nil {
 		t.Fatal(err)
 	}
-	waitBody(t, getAsync(base), "200 "+edited+"\n")
+	devloop.ExpectBody(t, devloop.GetLater(base+"/", time.Minute), "200 "+edited+"\n", time.Minute)
 	d2, err := devloop.DialDelve(ctx, fmt.Sprintf("127.0.0.1:%d", ports[1]))
 	if err != nil {
 		t.Fatal(err)
@@ -555,13 +518,13 @@ func TestAirDebugLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		ch := d.Continue()
-		resp := getAsync(base)
+		resp := devloop.GetLater(base+"/", time.Minute)
 		stopAt(t, d, ch, handlers, line)
 		if _, err := d.ClearBreakpoint(bp.ID); err != nil {
 			t.Fatal(err)
 		}
 		d.Continue()
-		waitBody(t, resp, "200 "+want+"\n")
+		devloop.ExpectBody(t, resp, "200 "+want+"\n", time.Minute)
 	}
 	hit(quote)
 	pids, err := devloop.PIDsRunning(air.Binary())

@@ -75,12 +75,12 @@ func testDebugLoop(t *testing.T, strategy string) {
 		t.Errorf("breakpoint set at %s:%d, want %s:%d", bp.File, bp.Line, file, line)
 	}
 	ch := d.Continue()
-	resp := getAsync(forward)
+	resp := devloop.GetLater(forward, 2*time.Minute)
 	first := stopAt(t, ch, file, line)
 
 	// 2. Continue: the request completes with the quote.
 	ch = d.Continue()
-	expectBody(t, resp, "200 "+quote+"\n")
+	devloop.ExpectBody(t, resp, "200 "+quote+"\n", 2*time.Minute)
 
 	// 3. Edit the quote: a live update.
 	edited := "Your mother was a hamster and your father smelt of elderberries! (" + strategy + ")"
@@ -97,14 +97,14 @@ func testDebugLoop(t *testing.T, strategy string) {
 	// 4. The breakpoint set before the edit stops a new request, which
 	// then returns the new quote.
 	ch = d.Continue()
-	resp = getAsync(forward)
+	resp = devloop.GetLater(forward, 2*time.Minute)
 	second := stopAt(t, ch, file, line)
 	hit := time.Since(wrote)
 	if second.Pid == first.Pid {
 		t.Errorf("stopped in the same process (pid %d): the target was not relaunched on the new binary", second.Pid)
 	}
 	ch = d.Continue()
-	expectBody(t, resp, "200 "+edited+"\n")
+	devloop.ExpectBody(t, resp, "200 "+edited+"\n", 2*time.Minute)
 	t.Logf("edit to the old breakpoint firing in the new code: %s", hit.Round(time.Millisecond))
 	fmt.Printf("e2e: debug live update (%s), edit to breakpoint hit %s\n", strategy, hit.Round(time.Millisecond))
 	after := onePod(t, time.Minute)
@@ -147,7 +147,7 @@ func testDebugLoop(t *testing.T, strategy string) {
 	if err := d2.Disconnect(false); err != nil {
 		t.Fatal(err)
 	}
-	expectBody(t, getAsync(forward), "200 "+edited+"\n")
+	devloop.ExpectBody(t, devloop.GetLater(forward, 2*time.Minute), "200 "+edited+"\n", 2*time.Minute)
 
 	// 6. Admitted under restricted, every capability dropped, none added;
 	// Delve traces the server (PTRACE_TRACEME) under the runtime's default
@@ -211,42 +211,6 @@ func testDebugLoop(t *testing.T, strategy string) {
 			c.Close()
 			t.Errorf("the debugger answers on %s: it must be reachable through the port-forward only", addr)
 		}
-	}
-}
-
-// getAsync sends GET url in the background and delivers "code body",
-// retrying connection errors: across a restart a request can reach the old
-// process, halted with its socket open, and be reset when it is killed.
-func getAsync(url string) <-chan string {
-	ch := make(chan string, 1)
-	go func() {
-		client := devloop.NoKeepAlive(90 * time.Second)
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			code, body, err := devloop.Get(client, url)
-			if err == nil {
-				ch <- strconv.Itoa(code) + " " + body
-				return
-			}
-			if time.Now().After(deadline) {
-				ch <- "error: " + err.Error()
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	return ch
-}
-
-func expectBody(t *testing.T, ch <-chan string, want string) {
-	t.Helper()
-	select {
-	case got := <-ch:
-		if got != want {
-			t.Fatalf("GET / = %q, want %q", got, want)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("GET / did not complete within 2 minutes (want %q)", want)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -180,4 +181,44 @@ func Get(c *http.Client, url string) (int, string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
+}
+
+// GetLater sends GET url in the background and delivers "code body" when
+// it is answered, or "error: ..." after within. A connection error is
+// retried: across a restart a request can reach the old process, halted at
+// a breakpoint with its socket still open, and be reset when it is killed,
+// as a browser's refresh would be.
+func GetLater(url string, within time.Duration) <-chan string {
+	ch := make(chan string, 1)
+	go func() {
+		client := NoKeepAlive(within)
+		deadline := time.Now().Add(within)
+		for {
+			code, body, err := Get(client, url)
+			if err == nil {
+				ch <- strconv.Itoa(code) + " " + body
+				return
+			}
+			if time.Now().After(deadline) {
+				ch <- "error: " + err.Error()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+// ExpectBody waits up to within for what GetLater delivers and fails the
+// test unless it is want.
+func ExpectBody(t TB, ch <-chan string, want string, within time.Duration) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got != want {
+			t.Fatalf("GET / = %q, want %q", got, want)
+		}
+	case <-time.After(within):
+		t.Fatalf("GET / did not complete within %s (want %q)", within, want)
+	}
 }
