@@ -13,16 +13,6 @@ import (
 	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
-// brokenLine does not compile, and the compiler echoes it: the overlay must
-// show the markup as text, never run it.
-const brokenLine = `var _ int = "<script>window.__pwned = 1</script>"`
-
-const (
-	overlayShown = `!!document.getElementById("build-error")`
-	overlayGone  = `!document.getElementById("build-error")`
-	stillMarked  = `window.__loadedOnce === true`
-)
-
 // overlayLocations lists what the overlay shows as file:line:col.
 func overlayLocations(ctx context.Context) string {
 	s, _ := devloop.Eval[string](ctx, `Array.from(document.querySelectorAll("#build-error .location")).map(function (e) { return e.textContent; }).join(",")`)
@@ -38,7 +28,7 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.TrimRight(string(good), "\n") + "\n\n" + brokenLine + "\n"
+	broken := strings.TrimRight(string(good), "\n") + "\n\n" + devloop.BrokenLine + "\n"
 	brokenAt := fmt.Sprintf("quote.go:%d:", strings.Count(broken, "\n"))
 
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(base+"/")); err != nil {
@@ -52,12 +42,12 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrote := time.Now()
-	devloop.WaitJS(t, ctx, overlayShown, time.Minute, "the build-error overlay")
+	devloop.WaitJS(t, ctx, devloop.OverlayShown, time.Minute, "the build-error overlay")
 	t.Logf("edit to error shown: %s", time.Since(wrote).Round(time.Millisecond))
 	if locs := overlayLocations(ctx); !strings.Contains(locs, brokenAt) {
 		t.Errorf("overlay shows locations %q, want %s", locs, brokenAt)
 	}
-	if ok, _ := devloop.Eval[bool](ctx, stillMarked); !ok {
+	if ok, _ := devloop.Eval[bool](ctx, devloop.StillMarked); !ok {
 		t.Error("the page reloaded on a broken build; it should stay and show the overlay")
 	}
 	raw, _ := devloop.Eval[string](ctx, `document.getElementById("build-output").textContent`)
@@ -81,7 +71,7 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 	if _, err := chromedp.Run(tab, chromedp.Navigate(base+"/")); err != nil {
 		t.Fatal(err)
 	}
-	devloop.WaitJS(t, tab, overlayShown, 5*time.Second, "the overlay in a second tab")
+	devloop.WaitJS(t, tab, devloop.OverlayShown, 5*time.Second, "the overlay in a second tab")
 	t.Logf("second tab showed the error %s after it was opened", time.Since(opened).Round(time.Millisecond))
 	if locs := overlayLocations(tab); !strings.Contains(locs, brokenAt) {
 		t.Errorf("second tab shows %q, want %s", locs, brokenAt)
@@ -97,10 +87,10 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	devloop.WaitJS(t, ctx, `(document.getElementById("quote") || {}).textContent === `+jsString(fixed), time.Minute, "the fixed quote")
-	if ok, _ := devloop.Eval[bool](ctx, stillMarked); ok {
+	if ok, _ := devloop.Eval[bool](ctx, devloop.StillMarked); ok {
 		t.Error("the new quote appeared without a reload")
 	}
-	if ok, _ := devloop.Eval[bool](ctx, overlayGone); !ok {
+	if ok, _ := devloop.Eval[bool](ctx, devloop.OverlayGone); !ok {
 		t.Error("the overlay outlived the fix")
 	}
 
@@ -111,15 +101,15 @@ func TestBuildErrorOverlayInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(quoteFile, []byte(strings.TrimRight(string(fixedContent), "\n")+"\n\n"+brokenLine+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(quoteFile, []byte(strings.TrimRight(string(fixedContent), "\n")+"\n\n"+devloop.BrokenLine+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	devloop.WaitJS(t, ctx, overlayShown, time.Minute, "the overlay after the second break")
+	devloop.WaitJS(t, ctx, devloop.OverlayShown, time.Minute, "the overlay after the second break")
 	if err := os.WriteFile(quoteFile, fixedContent, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	devloop.WaitJS(t, ctx, overlayGone, time.Minute, "the overlay going away after the revert")
-	if ok, _ := devloop.Eval[bool](ctx, stillMarked); !ok {
+	devloop.WaitJS(t, ctx, devloop.OverlayGone, time.Minute, "the overlay going away after the revert")
+	if ok, _ := devloop.Eval[bool](ctx, devloop.StillMarked); !ok {
 		t.Error("reverting to the last good content reloaded the page; the build ID is the same, so it should not")
 	}
 	if csp, _ := devloop.Eval[string](ctx, `window.__csp.join("; ")`); csp != "" {

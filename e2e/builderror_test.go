@@ -18,16 +18,6 @@ import (
 	"github.com/ornlu-is/askeladden/hack/devloop"
 )
 
-// brokenLine does not compile, and the compiler echoes it: the overlay
-// must show the markup as text, never run it.
-const brokenLine = `var _ int = "<script>window.__pwned = 1</script>"`
-
-const (
-	overlayShown = `!!document.getElementById("build-error")`
-	overlayGone  = `!document.getElementById("build-error")`
-	stillMarked  = `window.__loadedOnce === true`
-)
-
 // uiResource is what this test reads of `tilt get uiresource -o json`.
 type uiResource struct {
 	Status struct {
@@ -89,7 +79,7 @@ func overlayLocations(ctx context.Context) string {
 	return s
 }
 
-// breakQuote appends brokenLine to quote.go and returns the good content
+// breakQuote appends devloop.BrokenLine to quote.go and returns the good content
 // and the location the compiler will report, as "quote.go:LINE:".
 func breakQuote(t *testing.T, dir string) ([]byte, string) {
 	t.Helper()
@@ -98,7 +88,7 @@ func breakQuote(t *testing.T, dir string) ([]byte, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.TrimRight(string(good), "\n") + "\n\n" + brokenLine + "\n"
+	broken := strings.TrimRight(string(good), "\n") + "\n\n" + devloop.BrokenLine + "\n"
 	if err := os.WriteFile(p, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +125,12 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	if logs := tu.logs(t, "askeladden"); !strings.Contains(logs, at) || !strings.Contains(logs, "build failed") {
 		t.Errorf("the askeladden log lacks the compiler output (%s) and the step's verdict:\n%s", at, tail(logs, 30))
 	}
-	devloop.WaitJS(t, page, overlayShown, 30*time.Second, "the build-error overlay through the port-forward")
+	devloop.WaitJS(t, page, devloop.OverlayShown, 30*time.Second, "the build-error overlay through the port-forward")
 	t.Logf("the page showed the error %s after the broken save", time.Since(wrote).Round(time.Millisecond))
 	if locs := overlayLocations(page); !strings.Contains(locs, at) {
 		t.Errorf("the overlay shows %q, want %s", locs, at)
 	}
-	if ok, _ := devloop.Eval[bool](page, stillMarked); !ok {
+	if ok, _ := devloop.Eval[bool](page, devloop.StillMarked); !ok {
 		t.Error("the page reloaded on a broken build")
 	}
 	if pwned, _ := devloop.Eval[bool](page, `window.__pwned === 1 || document.querySelectorAll("#build-error script").length > 0`); pwned {
@@ -155,7 +145,7 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	if _, err := chromedp.Run(tab, chromedp.Navigate(forward)); err != nil {
 		t.Fatal(err)
 	}
-	devloop.WaitJS(t, tab, overlayShown, 5*time.Second, "the overlay in a second tab")
+	devloop.WaitJS(t, tab, devloop.OverlayShown, 5*time.Second, "the overlay in a second tab")
 	cancelTab()
 	saveOverlay(t, page)
 
@@ -165,7 +155,7 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	writeFile(t, quoteFile, good)
 	setQuote(t, dir, fixed)
 	devloop.WaitJS(t, page, `(document.getElementById("quote") || {}).textContent === `+fmt.Sprintf("%q", fixed), time.Minute, "the fixed quote")
-	if ok, _ := devloop.Eval[bool](page, stillMarked); ok {
+	if ok, _ := devloop.Eval[bool](page, devloop.StillMarked); ok {
 		t.Error("the fixed quote appeared without a reload")
 	}
 	tu.waitResource(t, "askeladden", time.Minute, "askeladden ok after the fix", func(r uiResource) bool { return r.Status.UpdateStatus == "ok" })
@@ -174,10 +164,10 @@ func testBuildError(t *testing.T, dir string, tu *tiltUp, pod podInfo, shown str
 	// the overlay goes without a reload.
 	devloop.MarkPage(t, page)
 	fixedContent, _ := breakQuote(t, dir)
-	devloop.WaitJS(t, page, overlayShown, time.Minute, "the overlay after the second break")
+	devloop.WaitJS(t, page, devloop.OverlayShown, time.Minute, "the overlay after the second break")
 	writeFile(t, quoteFile, fixedContent)
-	devloop.WaitJS(t, page, overlayGone, time.Minute, "the overlay going away after the revert")
-	if ok, _ := devloop.Eval[bool](page, stillMarked); !ok {
+	devloop.WaitJS(t, page, devloop.OverlayGone, time.Minute, "the overlay going away after the revert")
+	if ok, _ := devloop.Eval[bool](page, devloop.StillMarked); !ok {
 		t.Error("reverting to the last good content reloaded the page")
 	}
 	if csp, _ := devloop.Eval[string](page, `window.__csp.join("; ")`); csp != "" {
@@ -252,17 +242,17 @@ func testBinaryBuildError(t *testing.T, dir string) {
 	good, at := breakQuote(t, dir)
 	wrote := time.Now()
 	tu.waitResource(t, "compile", time.Minute, "compile in error", func(r uiResource) bool { return r.Status.UpdateStatus == "error" })
-	devloop.WaitJS(t, page, overlayShown, time.Minute, "the build-error overlay under the binary strategy")
+	devloop.WaitJS(t, page, devloop.OverlayShown, time.Minute, "the build-error overlay under the binary strategy")
 	t.Logf("binary strategy: the page showed the error %s after the broken save", time.Since(wrote).Round(time.Millisecond))
 	fmt.Printf("e2e: binary strategy broken save to error shown: %s\n", time.Since(wrote).Round(time.Millisecond))
 	if locs := overlayLocations(page); !strings.Contains(locs, at) {
 		t.Errorf("the overlay shows %q, want %s", locs, at)
 	}
-	if ok, _ := devloop.Eval[bool](page, stillMarked); !ok {
+	if ok, _ := devloop.Eval[bool](page, devloop.StillMarked); !ok {
 		t.Error("the page reloaded on a broken build")
 	}
 
 	writeFile(t, filepath.Join(dir, "quote.go"), good)
-	devloop.WaitJS(t, page, overlayGone, 2*time.Minute, "the overlay going away after the fix")
+	devloop.WaitJS(t, page, devloop.OverlayGone, 2*time.Minute, "the overlay going away after the fix")
 	tu.waitResource(t, "compile", time.Minute, "compile ok after the fix", func(r uiResource) bool { return r.Status.UpdateStatus == "ok" })
 }

@@ -93,3 +93,15 @@ func MarkPage(t TB, ctx context.Context) {
 		t.Fatalf("marking the page: %v", err)
 	}
 }
+
+// BrokenLine does not compile, and the compiler echoes it: the build-error
+// overlay must show the markup as text, never run it.
+const BrokenLine = `var _ int = "<script>window.__pwned = 1</script>"`
+
+// Conditions on the dev page, for WaitJS: the build-error overlay is
+// shown or gone, and the page has not reloaded since MarkPage.
+const (
+	OverlayShown = `!!document.getElementById("build-error")`
+	OverlayGone  = `!document.getElementById("build-error")`
+	StillMarked  = `window.__loadedOnce === true`
+)
