@@ -111,14 +111,7 @@ func TestAirLoop(t *testing.T) {
 	if err := air.Stop(15 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for _, pid := range after {
-		if devloop.Alive(pid) {
-			t.Errorf("server pid %d orphaned after air stopped", pid)
-		}
-	}
-	if answers(base + "/healthz") {
-		t.Error("something still answers on the port after air stopped")
-	}
+	requireGone(t, after, base, "air")
 }
 
 func TestDevReloadInBrowser(t *testing.T) {

@@ -442,14 +442,7 @@ func TestDevrunDebugKeepsBreakpoints(t *testing.T) {
 	if err := proc.Stop(15 * time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, log)
 	}
-	for _, pid := range pids {
-		if devloop.Alive(pid) {
-			t.Errorf("server pid %d outlived devrun", pid)
-		}
-	}
-	if answers(base + "/healthz") {
-		t.Error("something still serves after devrun stopped")
-	}
+	requireGone(t, pids, base, "devrun")
 }
 
 // TestAirDebugLoop is the laptop's debug loop: `go tool air -c

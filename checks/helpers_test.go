@@ -50,6 +50,20 @@ func answers(url string) bool {
 	return err == nil
 }
 
+// requireGone checks that stopping a watcher (air, devrun) took its
+// servers with it: none of pids is alive, and nothing answers on base.
+func requireGone(t *testing.T, pids []int, base, watcher string) {
+	t.Helper()
+	for _, pid := range pids {
+		if devloop.Alive(pid) {
+			t.Errorf("server pid %d outlived %s", pid, watcher)
+		}
+	}
+	if answers(base + "/healthz") {
+		t.Errorf("something still answers on the port after %s stopped", watcher)
+	}
+}
+
 // skipShort keeps `go test -short` (Tilt's unit-test resource) fast: the
 // dev-loop tests build the server several times.
 func skipShort(t *testing.T) {
